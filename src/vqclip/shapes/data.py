@@ -1,0 +1,78 @@
+"""Torch datasets of Shapes world, streamed from seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import IterableDataset, get_worker_info
+
+from vqclip.errors import VqclipError
+from vqclip.shapes.render import render
+from vqclip.shapes.sampler import sample_scene, split_seed
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """Returns an RGB image as a float tensor (3, H, W) in [0, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+class ShapesDataset(IterableDataset):
+    """(image tensor, caption) pairs streamed from consecutive seeds of a split.
+
+    Scene ``i`` of the split is drawn from ``split_seed(split, start + i)``. The
+    stream is sharded across DataLoader workers (and, with ``rank``/``world_size``,
+    across processes): worker ``w`` of ``W`` takes every ``W``-th index, so the
+    union over workers is exactly the single-process stream, each item once, and
+    every item depends only on its seed.
+
+    Args:
+        split: ``train`` or ``eval``.
+        size: image side in pixels.
+        start: index of the first scene.
+        n: number of scenes; ``None`` streams forever.
+        transform: applied to each image tensor.
+        rank: this process's rank, for data-parallel training.
+        world_size: number of processes.
+    """
+
+    def __init__(
+        self,
+        *,
+        split: str = "train",
+        size: int = 64,
+        start: int = 0,
+        n: int | None = None,
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__()
+        split_seed(split, 0)  # validates the split name
+        if n is not None and n < 0:
+            raise VqclipError(f"n must be >= 0, got {n}")
+        if not 0 <= rank < world_size:
+            raise VqclipError(f"rank {rank} is outside world size {world_size}")
+        self.split, self.size, self.start, self.n = split, size, start, n
+        self.transform, self.rank, self.world_size = transform, rank, world_size
+
+    def item(self, index: int) -> tuple[torch.Tensor, str]:
+        """Returns the (image, caption) pair of scene ``index`` of the split."""
+        seed = split_seed(self.split, self.start + index)
+        scene = sample_scene(seed, self.size)
+        image = to_tensor(render(scene))
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, scene.captions[0]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, str]]:
+        info = get_worker_info()
+        workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
+        stride = workers * self.world_size
+        index = self.rank * workers + worker
+        while self.n is None or index < self.n:
+            yield self.item(index)
+            index += stride
