@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from tqdm import tqdm
 
@@ -33,6 +34,13 @@ def _non_negative(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 
@@ -79,7 +87,130 @@ def _build_parser() -> argparse.ArgumentParser:
     j.add_argument("--mutations", action="store_true", help="also check one-attribute changes fail")
     j.add_argument("--json", action="store_true", help="print JSON")
     j.set_defaults(func=_cmd_judge)
+    t = sub.add_parser(
+        "train-clip", parents=[common], help="contrastive CLIP training (torchrun for several)"
+    )
+    _add_settings_args(t, "vqclip.clip.train", "ClipTrainSettings")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    t.set_defaults(func=_cmd_train_clip)
+    ec = sub.add_parser("eval-clip", parents=[common], help="zero-shot and retrieval on Shapes")
+    _add_clip_args(ec)
+    ec.add_argument("--n", type=_positive, default=2000, help="eval scenes")
+    ec.add_argument("--json", action="store_true", help="print JSON")
+    ec.set_defaults(func=_cmd_eval_clip)
+    c = sub.add_parser("classify", parents=[common], help="zero-shot classification of images")
+    c.add_argument("images", nargs="+", type=Path, help="image files")
+    _add_clip_args(c)
+    c.add_argument("--labels", help="comma-separated class names")
+    c.add_argument("--labels-file", type=Path, help="one class name per line")
+    c.add_argument(
+        "--templates", default="photo", help="none, photo, shapes, imagenet80, or a file"
+    )
+    c.add_argument("--top-k", type=_positive, default=1)
+    c.add_argument("--json", action="store_true", help="print JSON lines")
+    c.set_defaults(func=_cmd_classify)
+    v = sub.add_parser("train-vqgan", parents=[common], help="train a small VQGAN on Shapes world")
+    _add_settings_args(v, "vqclip.vqgan.train", "VqganTrainSettings")
+    v.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    v.set_defaults(func=_cmd_train_vqgan)
     return p
+
+
+def _add_clip_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--clip", default="shapes", help="shapes, ARCH:TAG, a folder or a file")
+    p.add_argument("--clip-arch", help="open_clip architecture of a --clip checkpoint file")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+
+
+def _load_clip_arg(args: argparse.Namespace) -> Any:
+    from vqclip.clip.load import load_clip
+    from vqclip.training import pick_device
+
+    return load_clip(args.clip, arch=args.clip_arch, device=str(pick_device(args.device)))
+
+
+def _cmd_eval_clip(args: argparse.Namespace) -> int:
+    from vqclip.evaluate.clip_eval import eval_clip
+
+    report = eval_clip(_load_clip_arg(args), n=args.n, progress=not args.quiet)
+    if args.json:
+        print(json.dumps({"clip": args.clip, **report.to_json()}, indent=2))
+    else:
+        print(f"eval-clip: {args.clip}, {args.n} eval scenes\n")
+        print(report.table())
+    return 0
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from vqclip.clip.zeroshot import ZeroShotClassifier, resolve_templates
+    from vqclip.shapes.files import load_image
+
+    if args.labels_file is not None:
+        try:
+            labels = args.labels_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise VqclipError(f"cannot read labels file {args.labels_file}: {e}") from None
+    elif args.labels is not None:
+        labels = args.labels.split(",")
+    else:
+        raise VqclipError("give class names with --labels 'a,b' or --labels-file FILE")
+    templates = resolve_templates(args.templates)
+    images = [load_image(p) for p in args.images]  # fail on a bad image before any work
+    clip = _load_clip_arg(args)
+    clf = ZeroShotClassifier.build(clip, labels, templates)
+    probs = (100.0 * clf.logits(clip.encode_images(images))).softmax(dim=-1)
+    k = min(args.top_k, len(clf.labels))
+    for path, row in zip(args.images, probs, strict=True):
+        top = row.topk(k)
+        pairs = [(clf.labels[i], float(p)) for p, i in zip(top.values, top.indices, strict=True)]
+        if args.json:
+            print(
+                json.dumps({"image": str(path), "top": [{"label": lb, "p": p} for lb, p in pairs]})
+            )
+        else:
+            print(f"{path}: " + ", ".join(f"{lb} ({100 * p:.1f}%)" for lb, p in pairs))
+    return 0
+
+
+def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -> None:
+    """One option per field of a settings dataclass, typed from its default."""
+    import importlib
+
+    cls = getattr(importlib.import_module(module), cls_name)
+    for f in dataclasses.fields(cls):
+        default = f.default
+        kind: Any = type(default)
+        if kind is int:
+            kind = _non_negative
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
+
+
+def _cmd_train_vqgan(args: argparse.Namespace) -> int:
+    from vqclip.vqgan.train import VqganTrainSettings, train_vqgan
+
+    names = {f.name for f in dataclasses.fields(VqganTrainSettings)}
+    settings = VqganTrainSettings(**{k: v for k, v in vars(args).items() if k in names})
+    if settings.steps <= 0 or settings.batch_size <= 0:
+        raise VqclipError("--steps and --batch-size must be > 0")
+    folder = train_vqgan(settings, resume=args.resume, progress=not args.quiet)
+    log.info("model written to %s", folder)
+    return 0
+
+
+def _cmd_train_clip(args: argparse.Namespace) -> int:
+    from vqclip.clip.train import ClipTrainSettings, train_clip
+
+    names = {f.name for f in dataclasses.fields(ClipTrainSettings)}
+    settings = ClipTrainSettings(**{k: v for k, v in vars(args).items() if k in names})
+    if settings.steps <= 0 or settings.batch_size <= 0:
+        raise VqclipError("--steps and --batch-size must be > 0")
+    if settings.data != "shapes":
+        from vqclip.clip.csvdata import read_csv
+
+        read_csv(Path(settings.data))  # fail early, with one line, on a bad CSV
+    folder = train_clip(settings, resume=args.resume, progress=not args.quiet)
+    log.info("model written to %s", folder)
+    return 0
 
 
 def _cmd_shapes_sample(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""CLIP: loading public and embedded models, contrastive training, zero-shot classification."""

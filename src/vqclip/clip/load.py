@@ -1,0 +1,200 @@
+"""``load_clip(spec)``: the embedded model, any open_clip model, or a local checkpoint.
+
+Specs:
+- ``shapes``: the embedded Shapes CLIP shipped in the package;
+- ``ARCH:TAG``: an open_clip architecture and pretrained tag (``ViT-B-32:openai``);
+- a folder with ``open_clip_config.json`` and safetensors (or ``.bin``) weights;
+- a file: an OpenAI CLIP checkpoint (state dict or TorchScript archive; the
+  architecture is read off the tensors), or an open_clip checkpoint (``.pt``,
+  ``.bin``, ``.safetensors``) with ``arch`` naming its architecture.
+
+Nothing from a file is executed: pickles load with ``weights_only=True`` and
+TorchScript archives are read by :mod:`vqclip.checkpoints`, never by ``torch.jit``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import open_clip
+import torch
+
+from vqclip.checkpoints import load_state_dict
+from vqclip.clip.model import CONFIG_NAME, ClipBundle, build_model, make_bundle
+from vqclip.errors import VqclipError
+
+log = logging.getLogger(__name__)
+
+# Tensors some checkpoints carry that are no model parameters: OpenAI's JIT archives
+# keep these sizes as tensors, and TorchScript keeps open_clip's non-persistent mask.
+_NOT_PARAMETERS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+
+
+def shapes_clip_dir() -> Path:
+    """The folder of the embedded Shapes CLIP inside the package."""
+    return Path(str(resources.files("vqclip") / "weights" / "shapes-clip"))
+
+
+def cache_dir() -> Path:
+    """``$VQCLIP_HOME`` (default ``~/.cache/vqclip``)."""
+    return Path(os.environ.get("VQCLIP_HOME", Path.home() / ".cache" / "vqclip"))
+
+
+def load_clip(spec: str = "shapes", *, arch: str | None = None, device: str = "cpu") -> ClipBundle:
+    """Loads a CLIP with its tokenizer and preprocessing.
+
+    Args:
+        spec: ``shapes``, ``ARCH:TAG``, a model folder, or a checkpoint file.
+        arch: the open_clip architecture of an open_clip checkpoint file.
+        device: where the model runs.
+
+    Returns:
+        A :class:`ClipBundle` in eval mode.
+
+    Raises:
+        VqclipError: unknown name or tag, missing or corrupt file, mismatched weights,
+            or weights that are neither cached nor downloadable.
+    """
+    if spec == "shapes":
+        bundle = _load_dir(shapes_clip_dir(), "shapes")
+    elif Path(spec).is_dir():
+        bundle = _load_dir(Path(spec), spec)
+    elif Path(spec).is_file():
+        bundle = _load_file(Path(spec), arch)
+    elif ":" in spec and not spec.startswith(("/", ".")):
+        bundle = _load_pretrained(*spec.split(":", 1))
+    else:
+        raise VqclipError(
+            f"no CLIP {spec!r}: give 'shapes', ARCH:TAG (e.g. ViT-B-32:openai), "
+            "a model folder or a checkpoint file"
+        )
+    bundle.model.to(device)
+    return bundle
+
+
+def _load_dir(folder: Path, name: str) -> ClipBundle:
+    cfg_path = folder / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise VqclipError(f"{folder} holds no {CONFIG_NAME}; it is not an open_clip model folder")
+    try:
+        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise VqclipError(f"cannot read {cfg_path}: {e}") from None
+    model_cfg = meta.get("model_cfg", meta)
+    weights = sorted(folder.glob("*.safetensors")) or sorted(folder.glob("*.bin"))
+    if not weights:
+        raise VqclipError(f"{folder} holds no weights (*.safetensors or *.bin)")
+    model = build_model(model_cfg)
+    _load_strict(model, load_state_dict(weights[0]), weights[0])
+    return make_bundle(model, model_cfg, meta.get("preprocess_cfg"), name)
+
+
+def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Loads every parameter with matching shapes, or raises a one-line error."""
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    expected = model.state_dict()
+    state = {
+        k: v
+        for k, v in state.items()
+        if k in expected or k.rsplit(".", 1)[-1] not in _NOT_PARAMETERS
+    }
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise VqclipError(
+            f"{source} does not match the architecture: {len(missing)} missing "
+            f"(e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]})"
+        )
+    for k, v in state.items():
+        if v.shape != expected[k].shape:
+            raise VqclipError(
+                f"{source}: {k} has shape {tuple(v.shape)}, the architecture wants "
+                f"{tuple(expected[k].shape)}"
+            )
+    model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+
+
+def _load_file(path: Path, arch: str | None) -> ClipBundle:
+    state = load_state_dict(path)
+    if "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if arch is not None:
+        model_cfg = open_clip.get_model_config(arch)
+        if model_cfg is None:
+            raise VqclipError(
+                f"unknown open_clip architecture {arch!r} (see open_clip.list_models())"
+            )
+        preprocess = None
+    elif "visual.proj" in state and "text_projection" in state:
+        model_cfg = openai_config_from_state_dict(state)
+        preprocess = {"mean": open_clip.OPENAI_DATASET_MEAN, "std": open_clip.OPENAI_DATASET_STD}
+    else:
+        raise VqclipError(
+            f"{path} is not an OpenAI CLIP checkpoint; for an open_clip checkpoint pass "
+            "its architecture with --clip-arch (e.g. ViT-B-32)"
+        )
+    model = build_model(model_cfg)
+    _load_strict(model, state, path)
+    return make_bundle(model, model_cfg, preprocess, str(path))
+
+
+def openai_config_from_state_dict(state: dict[str, Any]) -> dict[str, Any]:
+    """An open_clip config for an OpenAI ViT CLIP, read off its tensors' shapes.
+
+    As OpenAI's ``build_model`` does: widths from the projections and embeddings,
+    depth from the number of residual blocks, patch size from the first conv.
+    """
+    if "visual.conv1.weight" not in state or "visual.class_embedding" not in state:
+        raise VqclipError(
+            "only ViT OpenAI checkpoints are inferred; for a ResNet one pass --clip-arch RN50"
+        )
+    width = state["visual.conv1.weight"].shape[0]
+    patch = state["visual.conv1.weight"].shape[-1]
+    v_layers = len(
+        {k.split(".")[3] for k in state if k.startswith("visual.transformer.resblocks.")}
+    )
+    grid = round((state["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+    t_width = state["ln_final.weight"].shape[0]
+    t_layers = len({k.split(".")[2] for k in state if k.startswith("transformer.resblocks.")})
+    return {
+        "embed_dim": state["text_projection"].shape[1],
+        "quick_gelu": True,
+        "vision_cfg": {
+            "image_size": grid * patch, "layers": v_layers, "width": width,
+            "patch_size": patch, "head_width": 64,
+        },
+        "text_cfg": {
+            "context_length": state["positional_embedding"].shape[0],
+            "vocab_size": state["token_embedding.weight"].shape[0],
+            "width": t_width, "heads": max(1, t_width // 64), "layers": t_layers,
+        },
+    }  # fmt: skip
+
+
+def _load_pretrained(arch: str, tag: str) -> ClipBundle:
+    if arch not in open_clip.list_models():
+        raise VqclipError(f"unknown open_clip architecture {arch!r} (see open_clip.list_models())")
+    tags = open_clip.list_pretrained_tags_by_model(arch)
+    if tag not in tags:
+        raise VqclipError(f"unknown tag {tag!r} for {arch}; known: {', '.join(tags) or 'none'}")
+    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    try:
+        model = open_clip.create_model(
+            arch, pretrained=tag, cache_dir=str(cache_dir() / "open_clip")
+        )
+    except Exception as e:  # network, hub and file errors all mean "weights not available"
+        where = cfg.get("url") or f"https://huggingface.co/{cfg.get('hf_hub', '').rstrip('/')}"
+        raise VqclipError(
+            f"weights for {arch}:{tag} are not cached and could not be fetched "
+            f"({type(e).__name__}); download them from {where} and pass the file with "
+            f"--clip FILE --clip-arch {arch}"
+        ) from None
+    model_cfg = open_clip.get_model_config(arch)
+    preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
+    return make_bundle(model, model_cfg, preprocess, f"{arch}:{tag}")

@@ -1,0 +1,219 @@
+"""``vqclip train-clip``: contrastive pretraining, on one process or data-parallel (torchrun)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, IterableDataset
+from tqdm import tqdm
+
+from vqclip.clip.loss import MAX_LOGIT_SCALE, clip_loss
+from vqclip.clip.model import (
+    SHAPES_CLIP_CONFIG,
+    SHAPES_PREPROCESS,
+    build_model,
+    make_bundle,
+    save_model_dir,
+)
+from vqclip.errors import VqclipError
+from vqclip.shapes.data import ShapesDataset
+from vqclip.training import (
+    RunClock,
+    bf16_autocast,
+    cosine_lr,
+    dist_info,
+    load_checkpoint,
+    pick_device,
+    save_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ClipTrainSettings:
+    """Everything a CLIP training run depends on; saved beside its checkpoints."""
+
+    out: str = "runs/clip"
+    data: str = "shapes"  # "shapes" or a CSV file (filepath,title)
+    model_config: str = ""  # a JSON model config; empty = the embedded Shapes config
+    steps: int = 2000
+    batch_size: int = 256  # per process
+    lr: float = 1e-3
+    min_lr: float = 1e-5
+    warmup: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 0
+    workers: int = 2
+    save_every: int = 500
+    eval_every: int = 500
+    eval_n: int = 500
+    noise_aug: float = 0.03  # max σ of Gaussian pixel noise added to half the images
+    device: str = "auto"
+    time_budget: float = 0.0  # seconds; > 0 ends the run (schedule included) by then
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """No weight decay on gains, biases, embeddings' scalars and the temperature."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        if p.ndim < 2 or "ln" in name or "bias" in name or "logit_scale" in name:
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class _Batches:
+    """Collates (image, caption) pairs into (images, tokens) inside the loader's workers."""
+
+    def __init__(self, context_length: int) -> None:
+        import open_clip
+
+        self.tokenizer = open_clip.SimpleTokenizer(context_length=context_length)
+
+    def __call__(self, items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([x for x, _ in items])
+        return images, self.tokenizer([c for _, c in items])
+
+
+def load_model_config(path: str) -> dict[str, Any]:
+    """Reads a model config JSON (plain, or open_clip's ``{"model_cfg": ...}`` form)."""
+    if not path:
+        return json.loads(json.dumps(SHAPES_CLIP_CONFIG))
+    try:
+        cfg = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise VqclipError(f"cannot read model config {path}: {e}") from None
+    return dict(cfg.get("model_cfg", cfg))
+
+
+def _dataset(s: ClipTrainSettings, start: int, rank: int, world: int, size: int) -> IterableDataset:
+    if s.data == "shapes":
+        return ShapesDataset(split="train", size=size, start=start, rank=rank, world_size=world)
+    from vqclip.clip.csvdata import CsvDataset
+
+    return CsvDataset(Path(s.data), size=size, start=start, rank=rank, world_size=world)
+
+
+def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True) -> Path:
+    """Trains a CLIP; returns the folder of the final model (open_clip ``local-dir`` layout).
+
+    Checkpoints go to ``out/checkpoint`` every ``save_every`` steps and at exit,
+    Ctrl-C included; ``resume`` continues from there, data stream and all.
+    """
+    rank, world, local_rank = dist_info()
+    device = pick_device(s.device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    out = Path(s.out)
+    ckpt = out / "checkpoint"
+    model_cfg = load_model_config(s.model_config)
+    torch.manual_seed(s.seed)
+    model = build_model(model_cfg).to(device)
+    opt = torch.optim.AdamW(
+        _param_groups(model, s.weight_decay), lr=s.lr, betas=(0.9, 0.98), eps=1e-6
+    )
+    step = 0
+    if resume:
+        step = int(load_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, device)["step"])
+        log.info("resumed from %s at step %d", ckpt, step)
+    net: torch.nn.Module = model
+    if world > 1:
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    size = model_cfg["vision_cfg"]["image_size"]
+    data = _dataset(s, step * s.batch_size * world, rank, world, size)
+    loader = DataLoader(
+        data, batch_size=s.batch_size, num_workers=s.workers,
+        collate_fn=_Batches(model_cfg["text_cfg"].get("context_length", 77)),
+        pin_memory=device.type == "cuda", persistent_workers=s.workers > 0,
+    )  # fmt: skip
+    bundle = make_bundle(model, model_cfg, SHAPES_PREPROCESS, "training")
+    gen = torch.Generator(device=device).manual_seed(s.seed * 1000 + rank + step)
+
+    def meta(step: int) -> dict[str, Any]:
+        return {"step": step, "settings": s.to_json(), "model_cfg": model_cfg}
+
+    bar = tqdm(total=s.steps, initial=step, desc="train-clip", disable=not progress or rank > 0)
+    t0, seen = time.perf_counter(), 0
+    batches = iter(loader)
+    clock = RunClock(s.steps, s.time_budget, step)
+    try:
+        model.train()
+        while not clock.done(step):
+            images, tokens = next(batches)
+            images = images.to(device, non_blocking=True)
+            tokens = tokens.to(device, non_blocking=True)
+            if s.noise_aug > 0:
+                sigma = torch.rand(images.shape[0], 1, 1, 1, device=device, generator=gen)
+                keep = torch.rand(images.shape[0], 1, 1, 1, device=device, generator=gen) < 0.5
+                noise = torch.randn(images.shape, device=device, generator=gen)
+                images = (images + noise * sigma * s.noise_aug * keep).clamp(0, 1)
+            for group in opt.param_groups:
+                group["lr"] = cosine_lr(
+                    step, lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, progress=clock.progress(step)
+                )
+            with bf16_autocast(device):
+                img_f, txt_f, _ = net(bundle.normalize(images), tokens)
+            loss, acc = clip_loss(img_f.float(), txt_f.float(), model.logit_scale)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
+            step += 1
+            seen += images.shape[0] * world
+            if rank == 0:
+                rate = seen / (time.perf_counter() - t0)
+                bar.set_postfix(
+                    loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}", sps=f"{rate:.0f}"
+                )
+                bar.update(1)
+                if s.save_every and step % s.save_every == 0:
+                    save_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, meta(step))
+                    save_model_dir(model, model_cfg, SHAPES_PREPROCESS, out / "model", half=True)
+                if s.eval_every and step % s.eval_every == 0:
+                    _log_eval(model, model_cfg, s.eval_n, step)
+                    model.train()
+    finally:
+        bar.close()
+        if rank == 0 and step > 0:
+            save_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, meta(step))
+            save_model_dir(model, model_cfg, SHAPES_PREPROCESS, out / "model", half=True)
+            log.info("step %d: checkpoint in %s, model in %s", step, ckpt, out / "model")
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+    return out / "model"
+
+
+def _log_eval(model: torch.nn.Module, model_cfg: dict[str, Any], n: int, step: int) -> None:
+    from vqclip.evaluate.clip_eval import STYLES, zero_shot
+
+    bundle = make_bundle(model, model_cfg, SHAPES_PREPROCESS, "training")
+    accs = zero_shot(bundle, n, styles={"ensemble": STYLES["ensemble"]})
+    text = ", ".join(f"{task} {100 * v['ensemble']:.1f}%" for task, v in accs.items())
+    log.info("step %d zero-shot (n=%d): %s", step, n, text)

@@ -1,0 +1,1 @@
+"""Evaluations on Shapes world: CLIP zero-shot and retrieval, VQGAN reconstruction, generation."""
