@@ -109,6 +109,14 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument("--top-k", type=_positive, default=1)
     c.add_argument("--json", action="store_true", help="print JSON lines")
     c.set_defaults(func=_cmd_classify)
+    ev = sub.add_parser("eval-vqgan", parents=[common], help="VQGAN reconstruction on Shapes")
+    _add_vqgan_args(ev)
+    ev.add_argument("--n", type=_positive, default=2000, help="eval scenes")
+    ev.add_argument("--size", type=_positive, help="render size (default: the model's)")
+    ev.add_argument("--json", action="store_true", help="print JSON")
+    ev.set_defaults(func=_cmd_eval_vqgan)
+    m = sub.add_parser("models", parents=[common], help="known and cached models")
+    m.set_defaults(func=_cmd_models)
     v = sub.add_parser("train-vqgan", parents=[common], help="train a small VQGAN on Shapes world")
     _add_settings_args(v, "vqclip.vqgan.train", "VqganTrainSettings")
     v.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
@@ -169,6 +177,52 @@ def _cmd_classify(args: argparse.Namespace) -> int:
             )
         else:
             print(f"{path}: " + ", ".join(f"{lb} ({100 * p:.1f}%)" for lb, p in pairs))
+    return 0
+
+
+def _add_vqgan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vqgan", default="shapes", help="shapes, a registry name, or a folder")
+    p.add_argument("--vqgan-config", type=Path, help="official taming yaml")
+    p.add_argument("--vqgan-checkpoint", type=Path, help="official taming .ckpt")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+
+
+def _load_vqgan_arg(args: argparse.Namespace) -> Any:
+    from vqclip.training import pick_device
+    from vqclip.vqgan.load import load_vqgan
+
+    return load_vqgan(
+        args.vqgan, config=args.vqgan_config, checkpoint=args.vqgan_checkpoint,
+        device=str(pick_device(args.device)),
+    )  # fmt: skip
+
+
+def _cmd_eval_vqgan(args: argparse.Namespace) -> int:
+    from vqclip.evaluate.vqgan_eval import eval_vqgan
+
+    report = eval_vqgan(_load_vqgan_arg(args), n=args.n, size=args.size, progress=not args.quiet)
+    name = args.vqgan_checkpoint or args.vqgan
+    if args.json:
+        print(json.dumps({"vqgan": str(name), **report.to_json()}, indent=2))
+    else:
+        print(f"eval-vqgan: {name}, {args.n} eval scenes at {report.size}x{report.size}\n")
+        print(report.table())
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from vqclip.hub import home
+    from vqclip.vqgan.load import REGISTRY
+
+    print("VQGAN")
+    print(f"  {'shapes':<22} embedded (in the package)")
+    for name, entry in REGISTRY.items():
+        path = home() / "vqgan" / f"{name}.ckpt"
+        state = f"cached at {path}" if path.is_file() else f"not cached (~{entry.size_mb} MB)"
+        print(f"  {name:<22} {state}")
+    print("CLIP")
+    print(f"  {'shapes':<22} embedded (in the package)")
+    print(f"  {'ARCH:TAG':<22} any open_clip model, e.g. ViT-B-32:openai (see open_clip)")
     return 0
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from vqclip.checkpoints import load_state_dict
 from vqclip.clip.model import CONFIG_NAME, ClipBundle, build_model, make_bundle
 from vqclip.errors import VqclipError
+from vqclip.hub import home
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +38,6 @@ _NOT_PARAMETERS = ("input_resolution", "context_length", "vocab_size", "attn_mas
 def shapes_clip_dir() -> Path:
     """The folder of the embedded Shapes CLIP inside the package."""
     return Path(str(resources.files("vqclip") / "weights" / "shapes-clip"))
-
-
-def cache_dir() -> Path:
-    """``$VQCLIP_HOME`` (default ``~/.cache/vqclip``)."""
-    return Path(os.environ.get("VQCLIP_HOME", Path.home() / ".cache" / "vqclip"))
 
 
 def load_clip(spec: str = "shapes", *, arch: str | None = None, device: str = "cpu") -> ClipBundle:
@@ -185,9 +180,7 @@ def _load_pretrained(arch: str, tag: str) -> ClipBundle:
         raise VqclipError(f"unknown tag {tag!r} for {arch}; known: {', '.join(tags) or 'none'}")
     cfg = open_clip.get_pretrained_cfg(arch, tag)
     try:
-        model = open_clip.create_model(
-            arch, pretrained=tag, cache_dir=str(cache_dir() / "open_clip")
-        )
+        model = open_clip.create_model(arch, pretrained=tag, cache_dir=str(home() / "open_clip"))
     except Exception as e:  # network, hub and file errors all mean "weights not available"
         where = cfg.get("url") or f"https://huggingface.co/{cfg.get('hf_hub', '').rstrip('/')}"
         raise VqclipError(

@@ -3,14 +3,30 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch.distributed.nn.functional import all_gather
 
 MAX_LOGIT_SCALE = 100.0
 INIT_LOGIT_SCALE = math.log(1 / 0.07)
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sends each rank the summed gradient of its own slice."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts, dim=0)  # (K·B, D)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)  # every rank's loss depends on every slice
+        return grad.chunk(dist.get_world_size())[dist.get_rank()]
 
 
 def gather_features(features: torch.Tensor) -> torch.Tensor:
@@ -22,7 +38,8 @@ def gather_features(features: torch.Tensor) -> torch.Tensor:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return features
-    return torch.cat(all_gather(features.contiguous()), dim=0)
+    out: torch.Tensor = _GatherWithGrad.apply(features)
+    return out
 
 
 def logit_scale_value(logit_scale: torch.Tensor) -> torch.Tensor:
