@@ -4,6 +4,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from typing import Any
+
 from vqclip.errors import VqclipError
 
-__all__ = ["VqclipError", "__version__"]
+
+def generate(*args: Any, **kwargs: Any) -> Any:
+    """``vqclip.generate(settings, ...)``: see :func:`vqclip.generate.generator.generate`."""
+    from vqclip.generate.generator import generate as _generate
+
+    return _generate(*args, **kwargs)
+
+
+__all__ = ["VqclipError", "__version__", "generate"]

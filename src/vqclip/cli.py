@@ -117,6 +117,9 @@ def _build_parser() -> argparse.ArgumentParser:
     ev.set_defaults(func=_cmd_eval_vqgan)
     m = sub.add_parser("models", parents=[common], help="known and cached models")
     m.set_defaults(func=_cmd_models)
+    gp = sub.add_parser("generate", parents=[common], help="text to picture with VQGAN+CLIP")
+    _add_generate_args(gp)
+    gp.set_defaults(func=_cmd_generate)
     v = sub.add_parser("train-vqgan", parents=[common], help="train a small VQGAN on Shapes world")
     _add_settings_args(v, "vqclip.vqgan.train", "VqganTrainSettings")
     v.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
@@ -224,6 +227,117 @@ def _cmd_models(args: argparse.Namespace) -> int:
     print(f"  {'shapes':<22} embedded (in the package)")
     print(f"  {'ARCH:TAG':<22} any open_clip model, e.g. ViT-B-32:openai (see open_clip)")
     return 0
+
+
+def _add_generate_args(p: argparse.ArgumentParser) -> None:
+    from vqclip.generate.settings import GenerateSettings
+
+    d = GenerateSettings()
+    p.add_argument("prompt", nargs="?", default="", help="'text:weight:stop | ...' ('^' = story)")
+    p.add_argument("--out", type=Path, default=Path("out.png"), help="output PNG")
+    p.add_argument("--from", dest="from_png", type=Path, help="repeat a PNG made by vqclip")
+    p.add_argument("--preset", choices=("shapes", "imagenet"), help="model and size presets")
+    p.add_argument("--image-prompt", action="append", default=[], help="PATH[:weight]")
+    p.add_argument("--noise-prompt", action="append", default=[], help="SEED:WEIGHT")
+    p.add_argument("--clip", action="append", help="CLIP spec; repeat for several")
+    p.add_argument("--clip-weight", action="append", type=float, help="one per --clip")
+    p.add_argument("--vqgan", default=d.vqgan)
+    p.add_argument("--vqgan-config")
+    p.add_argument("--vqgan-checkpoint")
+    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))
+    p.add_argument("--iterations", type=int, default=d.iterations)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", default=d.optimizer)
+    p.add_argument("--schedule", default=d.schedule)
+    p.add_argument("--seed", type=_non_negative, default=d.seed)
+    p.add_argument("--cutn", type=int, default=d.cutn)
+    p.add_argument("--cut-pow", type=float, default=d.cut_pow)
+    p.add_argument("--cut-min", type=float, default=d.cut_min)
+    p.add_argument("--augments", default=",".join(d.augments), help="comma-separated, or none")
+    p.add_argument("--no-prompt-aware", action="store_true", help="keep flips/shifts always")
+    p.add_argument("--init-image")
+    p.add_argument("--init-noise", default=d.init_noise)
+    p.add_argument("--init-weight", type=float, default=d.init_weight)
+    p.add_argument("--init-weight-decay", action="store_true")
+    p.add_argument("--story-every", type=_non_negative, default=d.story_every)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--save-every", type=_non_negative, default=0, help="save frames every N")
+    p.add_argument("--video", type=Path, help="write an MP4 of the run")
+
+
+def _settings_from_args(args: argparse.Namespace) -> Any:
+    from vqclip.generate.settings import PRESETS, GenerateSettings
+
+    if args.from_png is not None:
+        from vqclip.generate.outputs import read_settings
+
+        return read_settings(args.from_png)
+    base = dict(PRESETS[args.preset or "shapes"])
+    augments = () if args.augments in ("", "none") else tuple(args.augments.split(","))
+    chosen: dict[str, Any] = {
+        "prompts": args.prompt, "image_prompts": tuple(args.image_prompt),
+        "noise_prompts": tuple(args.noise_prompt), "vqgan_config": args.vqgan_config,
+        "vqgan_checkpoint": args.vqgan_checkpoint, "iterations": args.iterations,
+        "optimizer": args.optimizer, "schedule": args.schedule, "seed": args.seed,
+        "cut_pow": args.cut_pow, "prompt_aware": not args.no_prompt_aware,
+        "init_image": args.init_image, "init_noise": args.init_noise,
+        "init_weight": args.init_weight, "init_weight_decay": args.init_weight_decay,
+        "story_every": args.story_every, "batch": args.batch,
+    }  # fmt: skip
+    defaults = GenerateSettings()
+    # Options left at their defaults do not override a preset.
+    for key, value in {"lr": args.lr, "cutn": args.cutn, "cut_min": args.cut_min,
+                       "augments": augments, "vqgan": args.vqgan}.items():  # fmt: skip
+        if key not in base or value != getattr(defaults, key):
+            chosen[key] = value
+    if args.clip:
+        chosen["clip"] = tuple(args.clip)
+    if args.clip_weight:
+        chosen["clip_weights"] = tuple(args.clip_weight)
+    if args.size:
+        chosen["size"] = tuple(args.size)
+    return GenerateSettings(**{**base, **chosen})
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from vqclip.generate.cutouts import check_augments
+    from vqclip.generate.generator import generate
+    from vqclip.generate.outputs import VideoWriter, save_result_png
+    from vqclip.generate.prompts import parse_story
+    from vqclip.io import ensure_dir
+    from vqclip.shapes.files import load_image
+
+    settings = _settings_from_args(args).validate()
+    check_augments(settings.augments)
+    if settings.prompts.strip():
+        parse_story(settings.prompts)  # syntax errors before any model loads
+    for path in [*(p.rpartition(":")[0] or p for p in settings.image_prompts),
+                 *([settings.init_image] if settings.init_image else [])]:  # fmt: skip
+        load_image(Path(path))
+    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
+    video = VideoWriter(args.video) if args.video else None
+    frames_dir = args.out.with_suffix("")
+
+    def on_step(state: dict[str, Any]) -> None:
+        from vqclip.evaluate.vqgan_eval import to_image
+
+        i = state["i"]
+        if video is not None:
+            video.add(to_image(state["image"][0]))
+        if args.save_every and (i + 1) % args.save_every == 0:
+            from vqclip.io import save_image
+
+            save_image(to_image(state["image"][0]), frames_dir / f"{i + 1:05d}.png")
+
+    result = generate(settings, callback=on_step, progress=not args.quiet)
+    save_result_png(result.image, args.out, result.settings)
+    if video is not None:
+        video.close()
+    log.info(
+        "wrote %s (%d iterations, %.1fs, CLIP score %.3f)", args.out, len(result.losses),
+        result.timings["optimise_s"], max(result.scores),
+    )  # fmt: skip
+    return 130 if result.interrupted else 0
 
 
 def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -> None:

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.test_cli import assert_one_line_error, run
+from vqclip.clip.load import load_clip
+from vqclip.generate.cutouts import Cutouts, states_position
+from vqclip.generate.generator import clamp_with_grad, generate, round_size
+from vqclip.generate.prompts import parse_prompt, parse_story
+from vqclip.generate.settings import OPTIMIZERS, GenerateSettings
+from vqclip.shapes import EVAL_SEED_START, render, sample_scene
+from vqclip.vqgan.load import load_vqgan
+
+FAST = {"iterations": 6, "cutn": 2}
+
+
+@pytest.fixture(scope="module")
+def models():
+    return [load_clip("shapes")], load_vqgan("shapes")
+
+
+def gen(models, **kw):
+    clips, vq = models
+    return generate(GenerateSettings(**{**FAST, **kw}), clips=clips, vqgan=vq)
+
+
+def similarity(models, image: Image.Image, text: str) -> float:
+    clip = models[0][0]
+    return float(clip.encode_images([image]) @ clip.encode_texts([text]).T)
+
+
+def test_prompt_syntax():
+    p = parse_prompt("a red circle:1.5:0.2")
+    assert (p.text, p.weight, p.stop) == ("a red circle", 1.5, 0.2)
+    assert parse_prompt("a blue star").weight == 1.0 and parse_prompt("x").stop == -math.inf
+    story = parse_story("a red circle|a blue star:-1 ^ two green crosses")
+    assert [len(s) for s in story] == [2, 1] and story[0][1].weight == -1
+
+
+@pytest.mark.parametrize("bad", ["a red circle:abc", "a:1:zz", "|a red circle", "a^"])
+def test_malformed_prompts_are_one_line_errors(bad, capsys):
+    code, _, err = run(capsys, "generate", bad, "-q")
+    assert_one_line_error(code, err)
+
+
+def test_same_seed_same_bytes_and_from_reproduces(tmp_path, capsys):
+    a, b, c, d = (tmp_path / f"{n}.png" for n in "abcd")
+    args = ["generate", "a red circle", "--iterations", "5", "--cutn", "2", "-q"]
+    assert run(capsys, *args, "--out", str(a))[0] == 0
+    assert run(capsys, *args, "--out", str(b))[0] == 0
+    assert a.read_bytes() == b.read_bytes()
+    assert run(capsys, "generate", "--from", str(a), "--out", str(c), "-q")[0] == 0
+    assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(c)))
+    assert run(capsys, *args, "--seed", "1", "--out", str(d))[0] == 0
+    assert not np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(d)))
+
+
+def test_from_needs_a_vqclip_png(tmp_path, capsys):
+    plain = tmp_path / "plain.png"
+    Image.new("RGB", (8, 8)).save(plain)
+    code, _, err = run(capsys, "generate", "--from", str(plain))
+    assert_one_line_error(code, err, "no vqclip settings")
+
+
+def test_negative_weight_pushes_away(models):
+    text = "a red circle"
+    pull = gen(models, prompts=f"{text}:1", iterations=12)
+    push = gen(models, prompts=f"{text}:-1", iterations=12)
+    assert similarity(models, push.image, text) < similarity(models, pull.image, text)
+
+
+def test_high_init_weight_stays_close_to_the_init_image(models, tmp_path):
+    init = tmp_path / "init.png"
+    render(sample_scene(EVAL_SEED_START + 3)).save(init)
+    target = np.asarray(Image.open(init), dtype=np.float32)
+    free = gen(models, prompts="a purple star", init_image=str(init), iterations=10, lr=0.3)
+    held = gen(models, prompts="a purple star", init_image=str(init), iterations=10, lr=0.3,
+               init_weight=1000.0)  # fmt: skip
+    err = [np.abs(np.asarray(r.image, dtype=np.float32) - target).mean() for r in (free, held)]
+    assert err[1] < err[0]
+
+
+def test_story_mode_switches_scene_at_the_right_iteration(models):
+    clips, vq = models
+    seen: list[int] = []
+    generate(
+        GenerateSettings(prompts="a red circle ^ a blue square", iterations=9, cutn=2,
+                         story_every=4),
+        clips=clips, vqgan=vq, callback=lambda st: seen.append(st["scene"]),
+    )  # fmt: skip
+    assert seen == [0, 0, 0, 0, 1, 1, 1, 1, 1]
+
+
+def test_stop_ends_a_prompts_pull(models):
+    still = gen(models, prompts="a red circle:1:5", iterations=4)  # loss is always below 5
+    assert len(set(still.losses)) == 1
+    moving = gen(models, prompts="a red circle", iterations=4)
+    assert len(set(moving.losses)) > 1
+
+
+def test_batch_ranks_candidates_by_clip_score(models):
+    r = gen(models, prompts="a green cross", batch=3)
+    assert len(r.candidates) == 3 and len(r.scores) == 3
+    assert r.image == r.candidates[int(np.argmax(r.scores))]
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_lowers_the_loss(models, name):
+    lr = {"sgd": 0.5, "adagrad": 0.5}.get(name, 0.2)
+    r = gen(models, prompts="a yellow square", optimizer=name, lr=lr, iterations=8, cutn=4)
+    assert min(r.losses[-3:]) < r.losses[0]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "linear"])
+@pytest.mark.parametrize("init", ["codes", "pixels", "gradient"])
+def test_schedules_and_inits_run(models, schedule, init):
+    r = gen(models, prompts="a pink ring", schedule=schedule, init_noise=init, iterations=3)
+    assert r.image.size == (64, 64) and len(r.losses) == 3
+
+
+def test_image_and_noise_prompts_and_two_clips(models, tmp_path):
+    clips, vq = models
+    target = tmp_path / "t.png"
+    render(sample_scene(EVAL_SEED_START + 7)).save(target)
+    r = generate(
+        GenerateSettings(image_prompts=(f"{target}:2",), noise_prompts=("3:0.5",), clip=("shapes", "shapes"),
+                         clip_weights=(1.0, 0.5), **FAST),
+        clips=clips * 2, vqgan=vq,
+    )  # fmt: skip
+    assert len(r.losses) == FAST["iterations"]
+
+
+def test_size_rounding_and_limits(models):
+    vq = models[1]
+    assert round_size(vq, (30, 62)) == (32, 64)
+    with pytest.raises(Exception, match="below"):
+        round_size(vq, (2, 64))
+
+
+def test_clamp_with_grad_pulls_back_into_range():
+    x = torch.tensor([-0.5, 0.5, 1.5], requires_grad=True)
+    assert clamp_with_grad(x).tolist() == [0.0, 0.5, 1.0]
+    clamp_with_grad(x).sum().backward()  # a descent step moves each value by -grad
+    # -0.5 would be pushed further below 0: blocked; 1.5 would be pulled back: kept.
+    assert x.grad.tolist() == [0.0, 1.0, 1.0]
+
+
+def test_prompt_aware_augmentation():
+    assert states_position(["a red circle in the top left"])
+    assert states_position(["a blue square to the left of a yellow star"])
+    assert not states_position(["two green triangles"])
+    cut = Cutouts(64, 4, augments=("flip", "affine"), keep_position=True)
+    assert "flip" not in cut.augments and cut.min_frac == 1.0
+    x = torch.zeros(1, 3, 64, 64)
+    x[..., :16, :16] = 1.0  # a bright top-left corner
+    views = cut(x, torch.Generator().manual_seed(0))
+    assert all(float(v[:, :32, :32].mean()) > float(v[:, :32, 32:].mean()) for v in views)
+
+
+def test_ctrl_c_keeps_the_current_image(models, tmp_path, capsys, monkeypatch):
+    clips, vq = models
+
+    def stop(state):
+        if state["i"] == 2:
+            raise KeyboardInterrupt
+
+    r = generate(GenerateSettings(prompts="a red circle", **FAST), clips=clips, vqgan=vq,
+                 callback=stop)  # fmt: skip
+    assert r.interrupted and len(r.losses) == 3 and r.image.size == (64, 64)
+
+
+def test_save_every_and_video(tmp_path, capsys):
+    out = tmp_path / "run.png"
+    code, _, _ = run(capsys, "generate", "a red circle", "--iterations", "4", "--cutn", "2",
+                     "--save-every", "2", "--video", str(tmp_path / "run.mp4"),
+                     "--out", str(out), "-q")  # fmt: skip
+    assert code == 0 and out.exists()
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["00002.png", "00004.png"]
+    assert (tmp_path / "run.mp4").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["x", "--optimizer", "lbfgs"], ["unknown optimizer"]),
+        (["x", "--augments", "flip,warp"], ["unknown augmentation"]),
+        (["x", "--iterations", "0"], ["iterations"]),
+        (["x", "--size", "2", "2"], ["below the VQGAN's factor"]),
+        (["x", "--size", "5000", "5000"], ["fit in memory"]),
+        (["x", "--image-prompt", "missing.png"], ["missing.png"]),
+        (["x", "--init-image", "missing.png"], ["missing.png"]),
+        ([], ["nothing to aim at"]),
+    ],
+)
+def test_generate_bad_input(args, words, capsys):
+    code, _, err = run(capsys, "generate", *args, "-q")
+    assert_one_line_error(code, err, *words)
