@@ -127,11 +127,14 @@ def test_image_and_noise_prompts_and_two_clips(models, tmp_path):
     clips, vq = models
     target = tmp_path / "t.png"
     render(sample_scene(EVAL_SEED_START + 7)).save(target)
-    r = generate(
-        GenerateSettings(image_prompts=(f"{target}:2",), noise_prompts=("3:0.5",), clip=("shapes", "shapes"),
-                         clip_weights=(1.0, 0.5), **FAST),
-        clips=clips * 2, vqgan=vq,
-    )  # fmt: skip
+    settings = GenerateSettings(
+        image_prompts=(f"{target}:2",),
+        noise_prompts=("3:0.5",),
+        clip=("shapes", "shapes"),
+        clip_weights=(1.0, 0.5),
+        **FAST,
+    )
+    r = generate(settings, clips=clips * 2, vqgan=vq)
     assert len(r.losses) == FAST["iterations"]
 
 
