@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +128,11 @@ def read_torchscript_state(path: Path) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_state_dict(path: Path) -> dict[str, Any]:
+def load_state_dict(path: Path, safe_globals: Sequence[Any] = ()) -> dict[str, Any]:
     """Loads a checkpoint's contents without executing code from it.
 
     Returns the object stored (usually a dict of tensors, or a dict holding one).
+    ``safe_globals`` adds ``(stand_in, "module.Name")`` pairs that a pickle may name.
 
     Raises:
         VqclipError: missing, truncated or corrupt file, or a pickle that asks to
@@ -145,7 +147,8 @@ def load_state_dict(path: Path) -> dict[str, Any]:
             return dict(load_file(path))
         if is_torchscript(path):
             return dict(read_torchscript_state(path))
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(safe_globals)):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         reason = str(e).strip().splitlines()[0][:200]
         raise VqclipError(
@@ -162,3 +165,25 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise VqclipError(f"{path} holds a {type(obj).__name__}, not a state dict")
     return obj
+
+
+def check_state(
+    expected: dict[str, torch.Tensor], state: dict[str, Any], source: str, against: str
+) -> None:
+    """Raises a one-line error unless ``state`` has exactly the keys and shapes expected.
+
+    ``against`` names what the tensors must match ("the architecture", "its config").
+    """
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise VqclipError(
+            f"{source} does not match {against}: {len(missing)} missing (e.g. {missing[:1]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:1]})"
+        )
+    for k, v in state.items():
+        if tuple(v.shape) != tuple(expected[k].shape):
+            raise VqclipError(
+                f"{source}: {k} has shape {tuple(v.shape)}, {against} wants "
+                f"{tuple(expected[k].shape)}"
+            )

@@ -120,6 +120,13 @@ def _build_parser() -> argparse.ArgumentParser:
     gp = sub.add_parser("generate", parents=[common], help="text to picture with VQGAN+CLIP")
     _add_generate_args(gp)
     gp.set_defaults(func=_cmd_generate)
+    eg = sub.add_parser("eval-generate", parents=[common], help="ShapesEval: generate and judge")
+    eg.add_argument("--n", type=_positive, default=100, help="prompts per category")
+    eg.add_argument("--out", type=Path, default=Path("shapeseval"), help="output folder")
+    eg.add_argument("--iterations", type=_positive, help="override the default iterations")
+    eg.add_argument("--ablate", action="store_true", help="also run the plain method")
+    eg.add_argument("--json", action="store_true", help="print JSON")
+    eg.set_defaults(func=_cmd_eval_generate)
     v = sub.add_parser("train-vqgan", parents=[common], help="train a small VQGAN on Shapes world")
     _add_settings_args(v, "vqclip.vqgan.train", "VqganTrainSettings")
     v.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
@@ -338,6 +345,25 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         result.timings["optimise_s"], max(result.scores),
     )  # fmt: skip
     return 130 if result.interrupted else 0
+
+
+def _cmd_eval_generate(args: argparse.Namespace) -> int:
+    from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
+    from vqclip.generate.settings import GenerateSettings
+    from vqclip.io import ensure_dir
+
+    ensure_dir(args.out)
+    base = GenerateSettings()
+    if args.iterations:
+        base = dataclasses.replace(base, iterations=args.iterations)
+    sheet: list[Any] = []
+    methods = {"defaults": eval_generate(args.n, base, progress=not args.quiet, keep=sheet)}
+    if args.ablate:
+        plain = dataclasses.replace(base, **PLAIN)
+        methods["plain"] = eval_generate(args.n, plain, progress=not args.quiet)
+    write_outputs(args.out, methods, sheet)
+    print(json.dumps(methods, indent=2) if args.json else markdown(methods))
+    return 0
 
 
 def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import open_clip
 import torch
 
-from vqclip.checkpoints import load_state_dict
+from vqclip.checkpoints import check_state, load_state_dict
 from vqclip.clip.model import CONFIG_NAME, ClipBundle, build_model, make_bundle
 from vqclip.errors import VqclipError
 from vqclip.hub import home
@@ -98,19 +98,7 @@ def _load_strict(model: torch.nn.Module, state: dict[str, torch.Tensor], source:
         for k, v in state.items()
         if k in expected or k.rsplit(".", 1)[-1] not in _NOT_PARAMETERS
     }
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise VqclipError(
-            f"{source} does not match the architecture: {len(missing)} missing "
-            f"(e.g. {missing[:1]}), {len(unexpected)} unexpected (e.g. {unexpected[:1]})"
-        )
-    for k, v in state.items():
-        if v.shape != expected[k].shape:
-            raise VqclipError(
-                f"{source}: {k} has shape {tuple(v.shape)}, the architecture wants "
-                f"{tuple(expected[k].shape)}"
-            )
+    check_state(expected, state, str(source), "the architecture")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
 
 

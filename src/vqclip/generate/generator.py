@@ -155,6 +155,8 @@ def _initial_latent(
             return vq.quantize.embed_indices(idx)
         if s.init_noise == "pixels":
             x = torch.rand(n, 3, h, w, generator=g)
+        elif s.init_noise == "plain":  # one flat gray canvas
+            x = torch.full((n, 3, h, w), 0.5)
         else:  # gradient: a smooth blend between two random colours
             a, b = torch.rand(n, 3, 1, 1, generator=g), torch.rand(n, 3, 1, 1, generator=g)
             t = torch.linspace(0, 1, w).view(1, 1, 1, w)

@@ -11,7 +11,7 @@ from vqclip.errors import VqclipError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "radam", "nadam", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear")
-INIT_NOISE = ("codes", "pixels", "gradient")
+INIT_NOISE = ("codes", "pixels", "gradient", "plain")
 PRESETS: dict[str, dict[str, Any]] = {
     "shapes": {},
     "imagenet": {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import pickle
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 import yaml
 
-from vqclip.checkpoints import load_state_dict
+from vqclip.checkpoints import check_state, load_state_dict
 from vqclip.errors import VqclipError
 from vqclip.vqgan.model import VQGAN, DDConfig, VQGANConfig
 
@@ -160,23 +159,8 @@ _LIGHTNING_NAMES: list[Any] = [
 
 def read_lightning_state(path: Path) -> dict[str, torch.Tensor]:
     """The ``state_dict`` of a Lightning checkpoint, read without running its code."""
-    if path.suffix == ".safetensors":
-        return {k: v for k, v in load_state_dict(path).items() if isinstance(v, torch.Tensor)}
-    if not path.is_file():
-        raise VqclipError(f"checkpoint not found: {path}")
-    try:
-        with torch.serialization.safe_globals(_LIGHTNING_NAMES):
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        reason = str(e).strip().splitlines()[0][:200]
-        raise VqclipError(
-            f"refusing to load {path}: it asks to build something other than tensors "
-            f"and plain data ({reason}); vqclip never runs code from a checkpoint"
-        ) from None
-    except (RuntimeError, OSError, EOFError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
-        raise VqclipError(f"cannot read {path}: {reason} (truncated download?)") from None
-    state = obj.get("state_dict", obj) if isinstance(obj, dict) else None
+    obj = load_state_dict(path, safe_globals=_LIGHTNING_NAMES)
+    state = obj.get("state_dict", obj)
     if not isinstance(state, dict):
         raise VqclipError(f"{path} holds no state_dict")
     return state
@@ -189,20 +173,7 @@ def build_from_state(cfg: VQGANConfig, state: dict[str, Any], source: str) -> VQ
         log.info("dropping %d training-only tensors (%s...)", len(dropped), dropped[0])
     state = {k: v for k, v in state.items() if not k.startswith(TRAINING_ONLY_PREFIXES)}
     model = VQGAN(cfg)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise VqclipError(
-            f"{source} does not match its config: {len(missing)} missing (e.g. {missing[:1]}), "
-            f"{len(unexpected)} unexpected (e.g. {unexpected[:1]})"
-        )
-    for k, v in state.items():
-        if tuple(v.shape) != tuple(expected[k].shape):
-            raise VqclipError(
-                f"{source}: {k} has shape {tuple(v.shape)}, the config implies "
-                f"{tuple(expected[k].shape)}"
-            )
+    check_state(model.state_dict(), state, source, "its config")
     model.load_state_dict(state, strict=True)
     return model.eval()
 
