@@ -103,6 +103,16 @@ def test_stop_ends_a_prompts_pull(models):
     assert len(set(moving.losses)) > 1
 
 
+def test_tv_weight_smooths_the_image(models):
+    def roughness(im):
+        a = np.asarray(im, dtype=np.float32)
+        return np.abs(np.diff(a, axis=0)).mean() + np.abs(np.diff(a, axis=1)).mean()
+
+    rough = gen(models, prompts="a red circle", iterations=10, init_noise="pixels")
+    smooth = gen(models, prompts="a red circle", iterations=10, init_noise="pixels", tv_weight=5.0)
+    assert roughness(smooth.image) < roughness(rough.image)
+
+
 def test_batch_ranks_candidates_by_clip_score(models):
     r = gen(models, prompts="a green cross", batch=3)
     assert len(r.candidates) == 3 and len(r.scores) == 3

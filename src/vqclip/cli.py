@@ -267,6 +267,7 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init-weight", type=float, default=d.init_weight)
     p.add_argument("--init-weight-decay", action="store_true")
     p.add_argument("--story-every", type=_non_negative, default=d.story_every)
+    p.add_argument("--tv-weight", type=float, default=d.tv_weight, help="smoothness penalty")
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--save-every", type=_non_negative, default=0, help="save frames every N")
     p.add_argument("--video", type=Path, help="write an MP4 of the run")
@@ -289,7 +290,7 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
         "cut_pow": args.cut_pow, "prompt_aware": not args.no_prompt_aware,
         "init_image": args.init_image, "init_noise": args.init_noise,
         "init_weight": args.init_weight, "init_weight_decay": args.init_weight_decay,
-        "story_every": args.story_every, "batch": args.batch,
+        "story_every": args.story_every, "batch": args.batch, "tv_weight": args.tv_weight,
     }  # fmt: skip
     defaults = GenerateSettings()
     # Options left at their defaults do not override a preset.

@@ -264,6 +264,10 @@ def generate(
                     d = spherical_distance(emb, t.embedding).mean(dim=1)  # (B,)
                     d = torch.maximum(d, torch.full_like(d, t.stop))  # no pull below stop
                     total = total + cw * t.weight * d
+            if s.tv_weight > 0:
+                dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+                dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+                total = total + s.tv_weight * (dx + dy)
             if s.init_weight > 0:
                 w = s.init_weight * ((1 - i / s.iterations) if s.init_weight_decay else 1.0)
                 total = total + w * ((z - z0) ** 2).mean(dim=(1, 2, 3))

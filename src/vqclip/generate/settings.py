@@ -56,6 +56,7 @@ class GenerateSettings:
     init_weight: float = 0.0
     init_weight_decay: bool = False
     story_every: int = 0
+    tv_weight: float = 0.0  # total-variation penalty: smooths specks away
     batch: int = 1
 
     def validate(self) -> GenerateSettings:
@@ -76,6 +77,8 @@ class GenerateSettings:
             )
         if self.batch < 1:
             raise VqclipError(f"--batch must be at least 1, got {self.batch}")
+        if self.tv_weight < 0:
+            raise VqclipError(f"--tv-weight must be >= 0, got {self.tv_weight}")
         if self.lr <= 0:
             raise VqclipError(f"--lr must be > 0, got {self.lr}")
         if self.clip_weights and len(self.clip_weights) != len(self.clip):

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import json
+
+from tests.test_cli import run
+from vqclip.evaluate.generate_eval import CATEGORIES, prompts_for, wilson
+from vqclip.shapes import HELD_OUT, parse_prompt
+
+
+def test_prompts_fall_in_their_categories():
+    for category in CATEGORIES:
+        prompts = prompts_for(category, 12)
+        assert len(prompts) == 12 and prompts == prompts_for(category, 12)
+        for text in prompts:
+            p = parse_prompt(text)
+            pairs = {(o.color, o.shape) for o in p.objects}
+            if category in ("single", "position", "held-out"):
+                assert p.kind == "single" and p.objects[0].color and p.objects[0].shape
+                assert (p.objects[0].cell is not None) == (category == "position")
+                assert bool(pairs & HELD_OUT) == (category == "held-out")
+            else:
+                assert p.kind == category
+
+
+def test_wilson_interval():
+    lo, hi = wilson(50, 100)
+    assert lo < 0.5 < hi and lo > 0.39 and hi < 0.61
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+
+
+def test_eval_generate_cli_writes_its_outputs(tmp_path, capsys):
+    out = tmp_path / "se"
+    code, stdout, _ = run(capsys, "eval-generate", "--n", "1", "--iterations", "2",
+                          "--ablate", "--out", str(out), "--json", "-q")  # fmt: skip
+    assert code == 0
+    report = json.loads(stdout)
+    assert set(report) == {"defaults", "plain"}
+    assert set(report["defaults"]) == set(CATEGORIES)
+    assert all(r["n"] == 1 and 0 <= r["pass_rate"] <= 1 for r in report["defaults"].values())
+    assert (out / "shapeseval.md").read_text().startswith("| category |")
+    assert json.loads((out / "shapeseval.json").read_text()) == report
+    assert (out / "sheet.png").exists()
