@@ -170,11 +170,17 @@ def _load_pretrained(arch: str, tag: str) -> ClipBundle:
     try:
         model = open_clip.create_model(arch, pretrained=tag, cache_dir=str(home() / "open_clip"))
     except Exception as e:  # network, hub and file errors all mean "weights not available"
-        where = cfg.get("url") or f"https://huggingface.co/{cfg.get('hf_hub', '').rstrip('/')}"
+        if cfg.get("url"):  # an OpenAI file: its architecture is read from the tensors
+            fix = f"download {cfg['url']} and pass it with --clip FILE"
+        else:
+            repo = f"https://huggingface.co/{cfg.get('hf_hub', '').rstrip('/')}"
+            fix = (
+                f"download open_clip_model.safetensors from {repo} and pass it with "
+                f"--clip FILE --clip-arch {arch}"
+            )
         raise VqclipError(
             f"weights for {arch}:{tag} are not cached and could not be fetched "
-            f"({type(e).__name__}); download them from {where} and pass the file with "
-            f"--clip FILE --clip-arch {arch}"
+            f"({type(e).__name__}); {fix}"
         ) from None
     model_cfg = open_clip.get_model_config(arch)
     preprocess = {k: cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in cfg}
