@@ -9,10 +9,10 @@ from PIL import Image
 
 from tests.test_cli import assert_one_line_error, run
 from vqclip.clip.load import load_clip
-from vqclip.generate.cutouts import Cutouts, states_position
-from vqclip.generate.generator import clamp_with_grad, generate, round_size
-from vqclip.generate.prompts import parse_prompt, parse_story
-from vqclip.generate.settings import OPTIMIZERS, GenerateSettings
+from vqclip.generation.cutouts import Cutouts, states_position
+from vqclip.generation.generator import clamp_with_grad, generate, round_size
+from vqclip.generation.prompts import parse_prompt, parse_story
+from vqclip.generation.settings import OPTIMIZERS, GenerateSettings
 from vqclip.shapes import EVAL_SEED_START, render, sample_scene
 from vqclip.vqgan.load import load_vqgan
 
@@ -213,3 +213,12 @@ def test_save_every_and_video(tmp_path, capsys):
 def test_generate_bad_input(args, words, capsys):
     code, _, err = run(capsys, "generate", *args, "-q")
     assert_one_line_error(code, err, *words)
+
+
+def test_python_api_vqclip_generate():
+    import vqclip
+    from vqclip.generation import GenerateSettings as Settings
+
+    r = vqclip.generate(Settings(prompts="a blue star", iterations=2, cutn=1))
+    assert r.image.size == (64, 64) and len(r.losses) == 2
+    assert r.settings.size == (64, 64) and r.timings["optimise_s"] > 0

@@ -10,8 +10,8 @@ from vqclip.errors import VqclipError
 
 
 def generate(*args: Any, **kwargs: Any) -> Any:
-    """``vqclip.generate(settings, ...)``: see :func:`vqclip.generate.generator.generate`."""
-    from vqclip.generate.generator import generate as _generate
+    """``vqclip.generate(settings, ...)``: see :func:`vqclip.generation.generator.generate`."""
+    from vqclip.generation.generator import generate as _generate
 
     return _generate(*args, **kwargs)
 

@@ -237,7 +237,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _add_generate_args(p: argparse.ArgumentParser) -> None:
-    from vqclip.generate.settings import GenerateSettings
+    from vqclip.generation.settings import GenerateSettings
 
     d = GenerateSettings()
     p.add_argument("prompt", nargs="?", default="", help="'text:weight:stop | ...' ('^' = story)")
@@ -274,10 +274,10 @@ def _add_generate_args(p: argparse.ArgumentParser) -> None:
 
 
 def _settings_from_args(args: argparse.Namespace) -> Any:
-    from vqclip.generate.settings import PRESETS, GenerateSettings
+    from vqclip.generation.settings import PRESETS, GenerateSettings
 
     if args.from_png is not None:
-        from vqclip.generate.outputs import read_settings
+        from vqclip.generation.outputs import read_settings
 
         return read_settings(args.from_png)
     base = dict(PRESETS[args.preset or "shapes"])
@@ -308,10 +308,10 @@ def _settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from vqclip.generate.cutouts import check_augments
-    from vqclip.generate.generator import generate
-    from vqclip.generate.outputs import VideoWriter, save_result_png
-    from vqclip.generate.prompts import parse_story
+    from vqclip.generation.cutouts import check_augments
+    from vqclip.generation.generator import generate
+    from vqclip.generation.outputs import VideoWriter, save_result_png
+    from vqclip.generation.prompts import parse_story
     from vqclip.io import ensure_dir
     from vqclip.shapes.files import load_image
 
@@ -350,7 +350,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
 
 def _cmd_eval_generate(args: argparse.Namespace) -> int:
     from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
-    from vqclip.generate.settings import GenerateSettings
+    from vqclip.generation.settings import GenerateSettings
     from vqclip.io import ensure_dir
 
     ensure_dir(args.out)

@@ -20,8 +20,8 @@ from typing import Any
 from PIL import Image
 from tqdm import tqdm
 
-from vqclip.generate.generator import generate
-from vqclip.generate.settings import GenerateSettings
+from vqclip.generation.generator import generate
+from vqclip.generation.settings import GenerateSettings
 from vqclip.shapes.captions import NUMBERS, PLURALS, POSITIONS, article
 from vqclip.shapes.judge import judge
 from vqclip.shapes.sampler import sample_scene

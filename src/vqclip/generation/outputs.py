@@ -10,7 +10,7 @@ from PIL import Image, PngImagePlugin
 
 from vqclip import __version__
 from vqclip.errors import VqclipError
-from vqclip.generate.settings import GenerateSettings
+from vqclip.generation.settings import GenerateSettings
 from vqclip.io import save_image
 
 CHUNK = "vqclip"

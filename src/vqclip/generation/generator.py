@@ -21,9 +21,9 @@ from PIL import Image
 from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
 from vqclip.evaluate.vqgan_eval import to_image
-from vqclip.generate.cutouts import Cutouts, states_position
-from vqclip.generate.prompts import parse_noise_prompt, parse_story, parse_weighted_path
-from vqclip.generate.settings import GenerateSettings
+from vqclip.generation.cutouts import Cutouts, states_position
+from vqclip.generation.prompts import parse_noise_prompt, parse_story, parse_weighted_path
+from vqclip.generation.settings import GenerateSettings
 from vqclip.shapes.data import to_tensor
 from vqclip.vqgan.model import VQGAN
 
