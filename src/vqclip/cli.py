@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
         raise VqclipError(f"{message} (see '{self.prog} --help')")
 
 
-def _non_negative(text: str) -> int:
+def non_negative(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -37,14 +37,16 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def _positive(text: str) -> int:
-    value = _non_negative(text)
+def positive(text: str) -> int:
+    value = non_negative(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be > 0")
     return value
 
 
 def _build_parser() -> argparse.ArgumentParser:
+    from vqclip.generation.cli import add_generate_args, cmd_eval_generate, cmd_generate
+
     common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings only, no bars")
     p = _Parser(prog="vqclip", description="VQGAN+CLIP and CLIP, offline by default.")
@@ -56,8 +58,8 @@ def _build_parser() -> argparse.ArgumentParser:
     s = ssub.add_parser(
         "sample", parents=[common], help="a contact sheet of scenes with their captions"
     )
-    s.add_argument("--n", type=_non_negative, default=16, help="number of scenes")
-    s.add_argument("--seed", type=_non_negative, default=0, help="first scene index")
+    s.add_argument("--n", type=non_negative, default=16, help="number of scenes")
+    s.add_argument("--seed", type=non_negative, default=0, help="first scene index")
     s.add_argument("--split", choices=("train", "eval"), default="train")
     s.add_argument("--size", type=int, default=64, help="render size in pixels")
     s.add_argument("--columns", type=int, default=4)
@@ -67,8 +69,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "export", parents=[common], help="write a split as images + scenes.jsonl + captions.csv"
     )
     e.add_argument("--split", choices=("train", "eval"), required=True)
-    e.add_argument("--n", type=_non_negative, required=True, help="number of scenes")
-    e.add_argument("--start", type=_non_negative, default=0, help="first scene index")
+    e.add_argument("--n", type=non_negative, required=True, help="number of scenes")
+    e.add_argument("--start", type=non_negative, default=0, help="first scene index")
     e.add_argument("--size", type=int, default=64, help="render size in pixels")
     e.add_argument("--out", type=Path, required=True, help="output folder")
     e.set_defaults(func=_cmd_shapes_export)
@@ -95,7 +97,7 @@ def _build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=_cmd_train_clip)
     ec = sub.add_parser("eval-clip", parents=[common], help="zero-shot and retrieval on Shapes")
     _add_clip_args(ec)
-    ec.add_argument("--n", type=_positive, default=2000, help="eval scenes")
+    ec.add_argument("--n", type=positive, default=2000, help="eval scenes")
     ec.add_argument("--json", action="store_true", help="print JSON")
     ec.set_defaults(func=_cmd_eval_clip)
     c = sub.add_parser("classify", parents=[common], help="zero-shot classification of images")
@@ -106,27 +108,27 @@ def _build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--templates", default="photo", help="none, photo, shapes, imagenet80, or a file"
     )
-    c.add_argument("--top-k", type=_positive, default=1)
+    c.add_argument("--top-k", type=positive, default=1)
     c.add_argument("--json", action="store_true", help="print JSON lines")
     c.set_defaults(func=_cmd_classify)
     ev = sub.add_parser("eval-vqgan", parents=[common], help="VQGAN reconstruction on Shapes")
     _add_vqgan_args(ev)
-    ev.add_argument("--n", type=_positive, default=2000, help="eval scenes")
-    ev.add_argument("--size", type=_positive, help="render size (default: the model's)")
+    ev.add_argument("--n", type=positive, default=2000, help="eval scenes")
+    ev.add_argument("--size", type=positive, help="render size (default: the model's)")
     ev.add_argument("--json", action="store_true", help="print JSON")
     ev.set_defaults(func=_cmd_eval_vqgan)
     m = sub.add_parser("models", parents=[common], help="known and cached models")
     m.set_defaults(func=_cmd_models)
     gp = sub.add_parser("generate", parents=[common], help="text to picture with VQGAN+CLIP")
-    _add_generate_args(gp)
-    gp.set_defaults(func=_cmd_generate)
+    add_generate_args(gp)
+    gp.set_defaults(func=cmd_generate)
     eg = sub.add_parser("eval-generate", parents=[common], help="ShapesEval: generate and judge")
-    eg.add_argument("--n", type=_positive, default=100, help="prompts per category")
+    eg.add_argument("--n", type=positive, default=100, help="prompts per category")
     eg.add_argument("--out", type=Path, default=Path("shapeseval"), help="output folder")
-    eg.add_argument("--iterations", type=_positive, help="override the default iterations")
+    eg.add_argument("--iterations", type=positive, help="override the default iterations")
     eg.add_argument("--ablate", action="store_true", help="also run the plain method")
     eg.add_argument("--json", action="store_true", help="print JSON")
-    eg.set_defaults(func=_cmd_eval_generate)
+    eg.set_defaults(func=cmd_eval_generate)
     v = sub.add_parser("train-vqgan", parents=[common], help="train a small VQGAN on Shapes world")
     _add_settings_args(v, "vqclip.vqgan.train", "VqganTrainSettings")
     v.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
@@ -236,137 +238,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_generate_args(p: argparse.ArgumentParser) -> None:
-    from vqclip.generation.settings import GenerateSettings
-
-    d = GenerateSettings()
-    p.add_argument("prompt", nargs="?", default="", help="'text:weight:stop | ...' ('^' = story)")
-    p.add_argument("--out", type=Path, default=Path("out.png"), help="output PNG")
-    p.add_argument("--from", dest="from_png", type=Path, help="repeat a PNG made by vqclip")
-    p.add_argument("--preset", choices=("shapes", "imagenet"), help="model and size presets")
-    p.add_argument("--image-prompt", action="append", default=[], help="PATH[:weight]")
-    p.add_argument("--noise-prompt", action="append", default=[], help="SEED:WEIGHT")
-    p.add_argument("--clip", action="append", help="CLIP spec; repeat for several")
-    p.add_argument("--clip-weight", action="append", type=float, help="one per --clip")
-    p.add_argument("--vqgan", default=d.vqgan)
-    p.add_argument("--vqgan-config")
-    p.add_argument("--vqgan-checkpoint")
-    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--optimizer", default=d.optimizer)
-    p.add_argument("--schedule", default=d.schedule)
-    p.add_argument("--seed", type=_non_negative, default=d.seed)
-    p.add_argument("--cutn", type=int, default=d.cutn)
-    p.add_argument("--cut-pow", type=float, default=d.cut_pow)
-    p.add_argument("--cut-min", type=float, default=d.cut_min)
-    p.add_argument("--augments", default=",".join(d.augments), help="comma-separated, or none")
-    p.add_argument("--no-prompt-aware", action="store_true", help="keep flips/shifts always")
-    p.add_argument("--init-image")
-    p.add_argument("--init-noise", default=d.init_noise)
-    p.add_argument("--init-weight", type=float, default=d.init_weight)
-    p.add_argument("--init-weight-decay", action="store_true")
-    p.add_argument("--story-every", type=_non_negative, default=d.story_every)
-    p.add_argument("--tv-weight", type=float, default=d.tv_weight, help="smoothness penalty")
-    p.add_argument("--batch", type=int, default=d.batch)
-    p.add_argument("--save-every", type=_non_negative, default=0, help="save frames every N")
-    p.add_argument("--video", type=Path, help="write an MP4 of the run")
-
-
-def _settings_from_args(args: argparse.Namespace) -> Any:
-    from vqclip.generation.settings import PRESETS, GenerateSettings
-
-    if args.from_png is not None:
-        from vqclip.generation.outputs import read_settings
-
-        return read_settings(args.from_png)
-    base = dict(PRESETS[args.preset or "shapes"])
-    augments = () if args.augments in ("", "none") else tuple(args.augments.split(","))
-    chosen: dict[str, Any] = {
-        "prompts": args.prompt, "image_prompts": tuple(args.image_prompt),
-        "noise_prompts": tuple(args.noise_prompt), "vqgan_config": args.vqgan_config,
-        "vqgan_checkpoint": args.vqgan_checkpoint, "iterations": args.iterations,
-        "optimizer": args.optimizer, "schedule": args.schedule, "seed": args.seed,
-        "cut_pow": args.cut_pow, "prompt_aware": not args.no_prompt_aware,
-        "init_image": args.init_image, "init_noise": args.init_noise,
-        "init_weight": args.init_weight, "init_weight_decay": args.init_weight_decay,
-        "story_every": args.story_every, "batch": args.batch, "tv_weight": args.tv_weight,
-    }  # fmt: skip
-    defaults = GenerateSettings()
-    # Options left at their defaults do not override a preset.
-    for key, value in {"lr": args.lr, "cutn": args.cutn, "cut_min": args.cut_min,
-                       "augments": augments, "vqgan": args.vqgan}.items():  # fmt: skip
-        if key not in base or value != getattr(defaults, key):
-            chosen[key] = value
-    if args.clip:
-        chosen["clip"] = tuple(args.clip)
-    if args.clip_weight:
-        chosen["clip_weights"] = tuple(args.clip_weight)
-    if args.size:
-        chosen["size"] = tuple(args.size)
-    return GenerateSettings(**{**base, **chosen})
-
-
-def _cmd_generate(args: argparse.Namespace) -> int:
-    from vqclip.generation.cutouts import check_augments
-    from vqclip.generation.generator import generate
-    from vqclip.generation.outputs import VideoWriter, save_result_png
-    from vqclip.generation.prompts import parse_story
-    from vqclip.io import ensure_dir
-    from vqclip.shapes.files import load_image
-
-    settings = _settings_from_args(args).validate()
-    check_augments(settings.augments)
-    if settings.prompts.strip():
-        parse_story(settings.prompts)  # syntax errors before any model loads
-    for path in [*(p.rpartition(":")[0] or p for p in settings.image_prompts),
-                 *([settings.init_image] if settings.init_image else [])]:  # fmt: skip
-        load_image(Path(path))
-    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
-    video = VideoWriter(args.video) if args.video else None
-    frames_dir = args.out.with_suffix("")
-
-    def on_step(state: dict[str, Any]) -> None:
-        from vqclip.evaluate.vqgan_eval import to_image
-
-        i = state["i"]
-        if video is not None:
-            video.add(to_image(state["image"][0]))
-        if args.save_every and (i + 1) % args.save_every == 0:
-            from vqclip.io import save_image
-
-            save_image(to_image(state["image"][0]), frames_dir / f"{i + 1:05d}.png")
-
-    result = generate(settings, callback=on_step, progress=not args.quiet)
-    save_result_png(result.image, args.out, result.settings)
-    if video is not None:
-        video.close()
-    log.info(
-        "wrote %s (%d iterations, %.1fs, CLIP score %.3f)", args.out, len(result.losses),
-        result.timings["optimise_s"], max(result.scores),
-    )  # fmt: skip
-    return 130 if result.interrupted else 0
-
-
-def _cmd_eval_generate(args: argparse.Namespace) -> int:
-    from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
-    from vqclip.generation.settings import GenerateSettings
-    from vqclip.io import ensure_dir
-
-    ensure_dir(args.out)
-    base = GenerateSettings()
-    if args.iterations:
-        base = dataclasses.replace(base, iterations=args.iterations)
-    sheet: list[Any] = []
-    methods = {"defaults": eval_generate(args.n, base, progress=not args.quiet, keep=sheet)}
-    if args.ablate:
-        plain = dataclasses.replace(base, **PLAIN)
-        methods["plain"] = eval_generate(args.n, plain, progress=not args.quiet)
-    write_outputs(args.out, methods, sheet)
-    print(json.dumps(methods, indent=2) if args.json else markdown(methods))
-    return 0
-
-
 def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -> None:
     """One option per field of a settings dataclass, typed from its default."""
     import importlib
@@ -376,7 +247,7 @@ def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -
         default = f.default
         kind: Any = type(default)
         if kind is int:
-            kind = _non_negative
+            kind = non_negative
         p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
 
 
