@@ -126,25 +126,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
-def _cmd_eval_generate(args: argparse.Namespace) -> int:
-    from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
-    from vqclip.generation.settings import GenerateSettings
-    from vqclip.io import ensure_dir
-
-    ensure_dir(args.out)
-    base = GenerateSettings()
-    if args.iterations:
-        base = dataclasses.replace(base, iterations=args.iterations)
-    sheet: list[Any] = []
-    methods = {"defaults": eval_generate(args.n, base, progress=not args.quiet, keep=sheet)}
-    if args.ablate:
-        plain = dataclasses.replace(base, **PLAIN)
-        methods["plain"] = eval_generate(args.n, plain, progress=not args.quiet)
-    write_outputs(args.out, methods, sheet)
-    print(json.dumps(methods, indent=2) if args.json else markdown(methods))
-    return 0
-
-
 def cmd_eval_generate(args: argparse.Namespace) -> int:
     from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
     from vqclip.generation.settings import GenerateSettings
