@@ -238,6 +238,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_settings(cls: Any, args: argparse.Namespace) -> Any:
+    """A training-settings dataclass from the parsed options of the same names."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    settings = cls(**{k: v for k, v in vars(args).items() if k in names})
+    if settings.steps <= 0 or settings.batch_size <= 0:
+        raise VqclipError("--steps and --batch-size must be > 0")
+    return settings
+
+
 def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -> None:
     """One option per field of a settings dataclass, typed from its default."""
     import importlib
@@ -254,10 +263,7 @@ def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -
 def _cmd_train_vqgan(args: argparse.Namespace) -> int:
     from vqclip.vqgan.train import VqganTrainSettings, train_vqgan
 
-    names = {f.name for f in dataclasses.fields(VqganTrainSettings)}
-    settings = VqganTrainSettings(**{k: v for k, v in vars(args).items() if k in names})
-    if settings.steps <= 0 or settings.batch_size <= 0:
-        raise VqclipError("--steps and --batch-size must be > 0")
+    settings = _train_settings(VqganTrainSettings, args)
     folder = train_vqgan(settings, resume=args.resume, progress=not args.quiet)
     log.info("model written to %s", folder)
     return 0
@@ -266,10 +272,7 @@ def _cmd_train_vqgan(args: argparse.Namespace) -> int:
 def _cmd_train_clip(args: argparse.Namespace) -> int:
     from vqclip.clip.train import ClipTrainSettings, train_clip
 
-    names = {f.name for f in dataclasses.fields(ClipTrainSettings)}
-    settings = ClipTrainSettings(**{k: v for k, v in vars(args).items() if k in names})
-    if settings.steps <= 0 or settings.batch_size <= 0:
-        raise VqclipError("--steps and --batch-size must be > 0")
+    settings = _train_settings(ClipTrainSettings, args)
     if settings.data != "shapes":
         from vqclip.clip.csvdata import read_csv
 

@@ -38,10 +38,17 @@ def pick_device(spec: str, local_rank: int = 0) -> torch.device:
     return device
 
 
-def bf16_autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on a GPU that supports it; a no-op elsewhere."""
-    enabled = device.type == "cuda" and torch.cuda.is_bf16_supported()
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+def bf16_autocast(device: torch.device, allow_fp16: bool = False) -> torch.autocast:
+    """bf16 autocast on a GPU that supports it; a no-op elsewhere.
+
+    With ``allow_fp16`` (inference only: training in fp16 would need loss scaling),
+    a GPU without bf16 runs under fp16 autocast instead.
+    """
+    if device.type == "cuda":
+        if torch.cuda.is_bf16_supported():
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return torch.autocast("cuda", dtype=torch.float16, enabled=allow_fp16)
+    return torch.autocast(device.type, enabled=False)
 
 
 def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, progress: float) -> float:

@@ -106,7 +106,6 @@ def _load_file(path: Path, arch: str | None) -> ClipBundle:
     state = load_state_dict(path)
     if "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    state = {k.removeprefix("module."): v for k, v in state.items()}
     if arch is not None:
         model_cfg = open_clip.get_model_config(arch)
         if model_cfg is None:

@@ -17,6 +17,7 @@ from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
 from vqclip.errors import VqclipError
+from vqclip.training import bf16_autocast
 
 # The embedded model: a small ViT on 64×64 Shapes images and a small text transformer
 # over the standard CLIP tokenizer. An ordinary open_clip configuration.
@@ -94,7 +95,7 @@ class ClipBundle:
                 images, size=(self.image_size, self.image_size), mode="bilinear",
                 align_corners=False, antialias=True,
             )  # fmt: skip
-        with _autocast(images.device):
+        with bf16_autocast(images.device, allow_fp16=True):
             feats = self.model.encode_image(self.normalize(images))  # type: ignore[operator]
         return F.normalize(feats.float(), dim=-1)
 
@@ -104,7 +105,7 @@ class ClipBundle:
         out = []
         for i in range(0, len(images), batch_size):
             x = torch.stack([self.preprocess(im) for im in images[i : i + batch_size]])
-            with _autocast(self.device):
+            with bf16_autocast(self.device, allow_fp16=True):
                 feats = self.model.encode_image(x.to(self.device))  # type: ignore[operator]
             out.append(F.normalize(feats.float(), dim=-1))
         return torch.cat(out) if out else torch.empty(0)
@@ -115,18 +116,10 @@ class ClipBundle:
         out = []
         for i in range(0, len(texts), batch_size):
             tokens = self.tokenizer(list(texts[i : i + batch_size])).to(self.device)
-            with _autocast(self.device):
+            with bf16_autocast(self.device, allow_fp16=True):
                 feats = self.model.encode_text(tokens)  # type: ignore[operator]
             out.append(F.normalize(feats.float(), dim=-1))
         return torch.cat(out) if out else torch.empty(0)
-
-
-def _autocast(device: torch.device) -> torch.autocast:
-    """bf16 autocast on a GPU that supports it, fp16 on other GPUs, float32 on the CPU."""
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return torch.autocast("cpu", enabled=False)
 
 
 def make_bundle(

@@ -7,10 +7,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
-from vqclip.shapes.data import to_tensor
+from vqclip.shapes.data import to_image, to_tensor
 from vqclip.shapes.judge import judge
 from vqclip.shapes.render import render
 from vqclip.shapes.sampler import sample_scene
@@ -43,12 +42,6 @@ class VqganEvalReport:
             f"({100 * self.codes_used / self.codebook_size:.1f}%) |",
             f"| code perplexity | {self.perplexity:.1f} |",
         ])  # fmt: skip
-
-
-def to_image(x: torch.Tensor) -> Image.Image:
-    """A (3, H, W) tensor in [0, 1] as an RGB image (rounded to 8 bits)."""
-    arr = (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(arr))
 
 
 @torch.no_grad()

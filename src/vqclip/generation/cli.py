@@ -105,7 +105,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     frames_dir = args.out.with_suffix("")
 
     def on_step(state: dict[str, Any]) -> None:
-        from vqclip.evaluate.vqgan_eval import to_image
+        from vqclip.shapes.data import to_image
 
         i = state["i"]
         if video is not None:

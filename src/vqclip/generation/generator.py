@@ -20,11 +20,10 @@ from PIL import Image
 
 from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
-from vqclip.evaluate.vqgan_eval import to_image
 from vqclip.generation.cutouts import Cutouts, states_position
 from vqclip.generation.prompts import parse_noise_prompt, parse_story, parse_weighted_path
 from vqclip.generation.settings import GenerateSettings
-from vqclip.shapes.data import to_tensor
+from vqclip.shapes.data import to_image, to_tensor
 from vqclip.vqgan.model import VQGAN
 
 log = logging.getLogger(__name__)

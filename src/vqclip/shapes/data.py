@@ -20,6 +20,12 @@ def to_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
+def to_image(x: torch.Tensor) -> Image.Image:
+    """A (3, H, W) tensor in [0, 1] as an RGB image (rounded to 8 bits)."""
+    arr = (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
 class ShapesDataset(IterableDataset):
     """(image tensor, caption) pairs streamed from consecutive seeds of a split.
 
