@@ -13,6 +13,7 @@ import json
 import time
 
 from vqclip.clip.load import load_clip
+from vqclip.clip.model import ClipBundle
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_for
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
@@ -25,18 +26,23 @@ def main() -> None:
     p.add_argument("--n", type=int, default=4, help="prompts per category")
     p.add_argument("configs", nargs="+", help="NAME=JSON settings overrides")
     args = p.parse_args()
-    clip, vq = load_clip("shapes"), load_vqgan("shapes")
+    clips: dict[str, ClipBundle] = {}
+    vq = load_vqgan("shapes")
     jobs = [(c, text) for c in CATEGORIES for text in prompts_for(c, args.n)]
     for spec in args.configs:
         name, _, overrides = spec.partition("=")
         extra = {
             k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(overrides).items()
         }
+        for clip_spec in extra.get("clip", ("shapes",)):
+            if clip_spec not in clips:
+                clips[clip_spec] = load_clip(clip_spec)
+        models = [clips[c] for c in extra.get("clip", ("shapes",))]
         passed = dict.fromkeys(CATEGORIES, 0)
         t0 = time.perf_counter()
         for k, (category, text) in enumerate(jobs):
             settings = GenerateSettings(prompts=text, seed=k, **extra)
-            image = generate(settings, clips=[clip], vqgan=vq).image
+            image = generate(settings, clips=models, vqgan=vq).image
             passed[category] += judge(image, parse_prompt(text)).passed
         seconds = (time.perf_counter() - t0) / len(jobs)
         print(

@@ -43,6 +43,23 @@ def test_loss_matches_naive_rows_and_columns():
     assert 0.0 <= float(acc) <= 1.0
 
 
+def test_hard_negatives_join_the_text_to_image_direction_only():
+    g = torch.Generator().manual_seed(2)
+    img, txt, neg = (torch.randn(6, 5, generator=g) for _ in range(3))
+    t = torch.tensor(INIT_LOGIT_SCALE)
+    loss, _ = clip_loss(img, txt, t, negatives=neg)
+    i_e, t_e, n_e = (F.normalize(x, dim=1) for x in (img, txt, neg))
+    scale = math.exp(INIT_LOGIT_SCALE)
+    rows = F.cross_entropy(scale * i_e @ t_e.T, torch.arange(6))
+    cols = torch.stack([
+        -torch.log_softmax(scale * torch.cat([i_e @ t_e[j], n_e @ t_e[j]]), 0)[j]
+        for j in range(6)
+    ]).mean()  # fmt: skip
+    assert torch.allclose(loss, (rows + cols) / 2, atol=1e-5)
+    plain, _ = clip_loss(img, txt, t)
+    assert float(loss) > float(plain)  # more competitors can only raise the loss
+
+
 def test_matched_pairs_give_low_loss_and_full_accuracy():
     x = F.normalize(torch.randn(8, 16), dim=1)
     loss, acc = clip_loss(x, x, torch.tensor(math.log(100.0)))

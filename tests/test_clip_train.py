@@ -56,3 +56,25 @@ def test_csv_with_missing_files_and_bad_resume(tmp_path, capsys):
     code, _, err = run(capsys, "train-clip", "--out", str(tmp_path / "empty"), "--resume",
                        "--model-config", str(_config(tmp_path)), "--workers", "0")  # fmt: skip
     assert_one_line_error(code, err, "nothing to resume")
+
+
+def test_init_copies_weights_and_hard_negatives_train(tmp_path, capsys):
+    import torch
+
+    from vqclip.clip.model import SHAPES_CLIP_CONFIG, build_model
+    from vqclip.clip.train import _load_init
+
+    model = build_model(SHAPES_CLIP_CONFIG)
+    _load_init(model, "shapes")
+    shipped = load_clip("shapes").model.state_dict()
+    assert all(torch.equal(v, shipped[k].float()) for k, v in model.state_dict().items())
+    tiny = str(_config(tmp_path))
+    code, _, err = run(capsys, "train-clip", "--init", "shapes", "--model-config", tiny,
+                       "--out", str(tmp_path / "r"), "--workers", "0")  # fmt: skip
+    assert_one_line_error(code, err, "--init shapes", "do not fit")
+    code, _, _ = run(capsys, "train-clip", "--hard-negatives", "--model-config", tiny,
+                     "--out", str(tmp_path / "hn"), "--steps", "2", "--batch-size", "4",
+                     "--workers", "0", "--eval-every", "0", "-q")  # fmt: skip
+    assert code == 0
+    state = json.loads((tmp_path / "hn" / "checkpoint" / "state.json").read_text())
+    assert state["settings"]["hard_negatives"] is True

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import random
+
 import torch
 from torch.utils.data import DataLoader
 
-from vqclip.shapes import ShapesDataset
+from vqclip.shapes import ShapesDataset, judge, sample_scene
+from vqclip.shapes.sampler import split_seed
+from vqclip.shapes.spoil import spoil
 
 
 def _collect(loader):
@@ -21,6 +25,20 @@ def test_dataset_items_are_deterministic_tensors():
     assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
     y, caption2 = ds.item(3)
     assert torch.equal(x, y) and caption == caption2
+
+
+def test_negatives_add_a_spoiled_render_that_the_judge_rejects():
+    ds = ShapesDataset(split="eval", n=4, negatives=True)
+    x, spoiled, caption = ds.item(1)
+    again = ds.item(1)
+    assert torch.equal(spoiled, again[1]) and caption == again[2]
+    assert spoiled.shape == x.shape and not torch.equal(spoiled, x)
+    failed = 0
+    for i in range(150):
+        seed = split_seed("eval", i)
+        truth = sample_scene(seed)
+        failed += not judge(spoil(truth, random.Random(seed)), truth).passed
+    assert failed >= 0.8 * 150  # measured 89% (formless blobs can look like circles)
 
 
 def test_several_workers_give_the_same_items_once_each():

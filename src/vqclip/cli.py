@@ -255,9 +255,13 @@ def _add_settings_args(p: argparse.ArgumentParser, module: str, cls_name: str) -
     for f in dataclasses.fields(cls):
         default = f.default
         kind: Any = type(default)
+        flag = "--" + f.name.replace("_", "-")
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            continue
         if kind is int:
             kind = non_negative
-        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=default)
+        p.add_argument(flag, type=kind, default=default)
 
 
 def _cmd_train_vqgan(args: argparse.Namespace) -> int:

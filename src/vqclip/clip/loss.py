@@ -48,7 +48,10 @@ def logit_scale_value(logit_scale: torch.Tensor) -> torch.Tensor:
 
 
 def clip_loss(
-    image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
+    image_features: torch.Tensor,
+    text_features: torch.Tensor,
+    logit_scale: torch.Tensor,
+    negatives: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Symmetric cross-entropy over the (global) batch.
 
@@ -56,6 +59,8 @@ def clip_loss(
         image_features: (B, D) projected image features of this process.
         text_features: (B, D) projected text features, row i the caption of image i.
         logit_scale: the learned log-temperature ``t``.
+        negatives: optional (M, D) features of images that match no caption (hard
+            negatives); they join the text->image direction as extra columns.
 
     Returns:
         ``(loss, accuracy)``: the mean of the row and column cross-entropies with
@@ -66,6 +71,11 @@ def clip_loss(
     t_e = F.normalize(gather_features(text_features), dim=-1)  # (N, D)
     logits = i_e @ t_e.T * logit_scale_value(logit_scale)  # (N, N)
     labels = torch.arange(logits.shape[0], device=logits.device)
-    loss = (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+    text_logits = logits.T
+    if negatives is not None:
+        n_e = F.normalize(gather_features(negatives), dim=-1)  # (M, D)
+        extra = t_e @ n_e.T * logit_scale_value(logit_scale)  # (N, M)
+        text_logits = torch.cat([text_logits, extra], dim=1)
+    loss = (F.cross_entropy(logits, labels) + F.cross_entropy(text_logits, labels)) / 2
     accuracy = (logits.argmax(dim=1) == labels).float().mean()
     return loss, accuracy.detach()

@@ -62,6 +62,8 @@ class ClipTrainSettings:
     noise_aug: float = 0.03  # max σ of Gaussian pixel noise added to half the images
     device: str = "auto"
     time_budget: float = 0.0  # seconds; > 0 ends the run (schedule included) by then
+    init: str = ""  # a CLIP to start from (e.g. "shapes" or a model folder); empty = random
+    hard_negatives: bool = False  # add a spoiled render of each scene as a negative
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -91,9 +93,9 @@ class _Batches:
 
         self.tokenizer = open_clip.SimpleTokenizer(context_length=context_length)
 
-    def __call__(self, items: list[tuple[torch.Tensor, str]]) -> tuple[torch.Tensor, torch.Tensor]:
-        images = torch.stack([x for x, _ in items])
-        return images, self.tokenizer([c for _, c in items])
+    def __call__(self, items: list[tuple[Any, ...]]) -> tuple[torch.Tensor, ...]:
+        images = tuple(torch.stack([item[k] for item in items]) for k in range(len(items[0]) - 1))
+        return (*images, self.tokenizer([item[-1] for item in items]))
 
 
 def load_model_config(path: str) -> dict[str, Any]:
@@ -109,7 +111,12 @@ def load_model_config(path: str) -> dict[str, Any]:
 
 def _dataset(s: ClipTrainSettings, start: int, rank: int, world: int, size: int) -> IterableDataset:
     if s.data == "shapes":
-        return ShapesDataset(split="train", size=size, start=start, rank=rank, world_size=world)
+        return ShapesDataset(
+            split="train", size=size, start=start, rank=rank, world_size=world,
+            negatives=s.hard_negatives,
+        )  # fmt: skip
+    if s.hard_negatives:
+        raise VqclipError("--hard-negatives needs --data shapes (spoiled renders of its scenes)")
     from vqclip.clip.csvdata import CsvDataset
 
     return CsvDataset(Path(s.data), size=size, start=start, rank=rank, world_size=world)
@@ -132,6 +139,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
     model_cfg = load_model_config(s.model_config)
     torch.manual_seed(s.seed)
     model = build_model(model_cfg).to(device)
+    if s.init and not resume:
+        _load_init(model, s.init)
     opt = torch.optim.AdamW(
         _param_groups(model, s.weight_decay), lr=s.lr, betas=(0.9, 0.98), eps=1e-6
     )
@@ -164,8 +173,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
     try:
         model.train()
         while not clock.done(step):
-            images, tokens = next(batches)
-            images = images.to(device, non_blocking=True)
+            *parts, tokens = next(batches)
+            images = torch.cat(parts).to(device, non_blocking=True)  # clean, then spoiled
             tokens = tokens.to(device, non_blocking=True)
             if s.noise_aug > 0:
                 sigma = torch.rand(images.shape[0], 1, 1, 1, device=device, generator=gen)
@@ -178,7 +187,11 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 )
             with bf16_autocast(device):
                 img_f, txt_f, _ = net(bundle.normalize(images), tokens)
-            loss, acc = clip_loss(img_f.float(), txt_f.float(), model.logit_scale)
+            img_f, neg_f = img_f[: tokens.shape[0]], img_f[tokens.shape[0] :]
+            loss, acc = clip_loss(
+                img_f.float(), txt_f.float(), model.logit_scale,
+                neg_f.float() if len(neg_f) else None,
+            )  # fmt: skip
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
@@ -186,7 +199,7 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
             step += 1
-            seen += images.shape[0] * world
+            seen += tokens.shape[0] * world
             if rank == 0:
                 rate = seen / (time.perf_counter() - t0)
                 bar.set_postfix(
@@ -208,6 +221,21 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return out / "model"
+
+
+def _load_init(model: torch.nn.Module, spec: str) -> None:
+    """Copies the weights of CLIP ``spec`` into ``model`` (same architecture)."""
+    from vqclip.clip.load import load_clip
+
+    state = {k: v.float() for k, v in load_clip(spec).model.state_dict().items()}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise VqclipError(
+            f"--init {spec}: its weights do not fit the model config ({first})"
+        ) from None
+    log.info("starting from the weights of %s", spec)
 
 
 def _log_eval(model: torch.nn.Module, model_cfg: dict[str, Any], n: int, step: int) -> None:

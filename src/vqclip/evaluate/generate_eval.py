@@ -13,6 +13,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,20 @@ class CategoryResult:
         }  # fmt: skip
 
 
+SHEET_PER_CATEGORY = 6  # images per category on the contact sheet
+
+
 def eval_generate(
     n: int, settings: GenerateSettings, *, progress: bool = False,
     keep: list[tuple[Image.Image, str]] | None = None,
+    on_image: Callable[[dict[str, dict[str, Any]]], None] | None = None,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
-    """Runs ShapesEval for one method; returns a summary per category."""
+    """Runs ShapesEval for one method; returns a summary per category.
+
+    ``keep`` collects the first :data:`SHEET_PER_CATEGORY` images of each category
+    with their verdicts; ``on_image`` gets the summaries so far after each image
+    (categories not yet started are left out), so that a long run can save as it goes.
+    """
     from vqclip.clip.load import load_clip
     from vqclip.shapes.captions import parse_prompt
     from vqclip.vqgan.load import load_vqgan
@@ -118,8 +128,10 @@ def eval_generate(
         verdict = judge(r.image, parse_prompt(text))
         res.passed += verdict.passed
         res.n += 1
-        if keep is not None:
+        if keep is not None and res.n <= SHEET_PER_CATEGORY:
             keep.append((r.image, f"{'PASS' if verdict.passed else 'fail'}: {text}"))
+        if on_image is not None:
+            on_image({c: results[c].summary() for c in CATEGORIES if results[c].n})
     return {c: results[c].summary() for c in CATEGORIES}
 
 
@@ -130,14 +142,20 @@ def markdown(methods: dict[str, dict[str, dict[str, Any]]]) -> str:
     head += " | " + " | ".join(f"{m} CLIP score" for m in names) + " | s/image |"
     rows = [head, "|---" * (1 + 2 * len(names) + 1) + "|"]
     for c in CATEGORIES:
-        cells = []
+        if c not in methods[names[0]]:
+            continue
+        cells, scores = [], []
         for m in names:
-            r = methods[m][c]
+            r = methods[m].get(c)  # None: an interrupted run did not reach this category
+            if r is None:
+                cells.append("—")
+                scores.append("—")
+                continue
             lo, hi = r["ci95"]
             cells.append(
                 f"{100 * r['pass_rate']:.0f}% [{100 * lo:.0f}–{100 * hi:.0f}] (n={r['n']})"
             )
-        scores = [f"{methods[m][c]['clip_score']:.3f}" for m in names]
+            scores.append(f"{r['clip_score']:.3f}")
         secs = methods[names[0]][c]["seconds_per_image"]
         rows.append(f"| {c} | " + " | ".join(cells + scores) + f" | {secs:.1f} |")
     return "\n".join(rows)

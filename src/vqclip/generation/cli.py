@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -136,10 +137,25 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
     if args.iterations:
         base = dataclasses.replace(base, iterations=args.iterations)
     sheet: list[Any] = []
-    methods = {"defaults": eval_generate(args.n, base, progress=not args.quiet, keep=sheet)}
+    methods: dict[str, dict[str, Any]] = {}
+
+    def save(name: str) -> Callable[[dict[str, Any]], None]:
+        def on_image(summary: dict[str, Any]) -> None:
+            methods[name] = summary
+            write_outputs(args.out, methods, [])  # JSON and table, after every image
+
+        return on_image
+
+    runs = [("defaults", base)]
     if args.ablate:
-        plain = dataclasses.replace(base, **PLAIN)
-        methods["plain"] = eval_generate(args.n, plain, progress=not args.quiet)
-    write_outputs(args.out, methods, sheet)
+        runs.append(("plain", dataclasses.replace(base, **PLAIN)))
+    try:
+        for name, settings in runs:
+            keep = sheet if name == "defaults" else None
+            methods[name] = eval_generate(
+                args.n, settings, progress=not args.quiet, keep=keep, on_image=save(name)
+            )
+    finally:  # Ctrl-C included: what was finished stays on disk
+        write_outputs(args.out, methods, sheet)
     print(json.dumps(methods, indent=2) if args.json else markdown(methods))
     return 0

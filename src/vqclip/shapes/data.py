@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +14,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from vqclip.errors import VqclipError
 from vqclip.shapes.render import render
 from vqclip.shapes.sampler import sample_scene, split_seed
+from vqclip.shapes.spoil import spoil
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
@@ -43,6 +46,8 @@ class ShapesDataset(IterableDataset):
         transform: applied to each image tensor.
         rank: this process's rank, for data-parallel training.
         world_size: number of processes.
+        negatives: also yield a spoiled render of each scene (see
+            :mod:`vqclip.shapes.spoil`): items become (image, spoiled, caption).
     """
 
     def __init__(
@@ -55,6 +60,7 @@ class ShapesDataset(IterableDataset):
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         rank: int = 0,
         world_size: int = 1,
+        negatives: bool = False,
     ) -> None:
         super().__init__()
         split_seed(split, 0)  # validates the split name
@@ -64,17 +70,23 @@ class ShapesDataset(IterableDataset):
             raise VqclipError(f"rank {rank} is outside world size {world_size}")
         self.split, self.size, self.start, self.n = split, size, start, n
         self.transform, self.rank, self.world_size = transform, rank, world_size
+        self.negatives = negatives
 
-    def item(self, index: int) -> tuple[torch.Tensor, str]:
-        """Returns the (image, caption) pair of scene ``index`` of the split."""
+    def item(self, index: int) -> tuple[Any, ...]:
+        """Returns the (image, caption) pair of scene ``index`` of the split.
+
+        With ``negatives``, (image, spoiled image, caption).
+        """
         seed = split_seed(self.split, self.start + index)
         scene = sample_scene(seed, self.size)
-        image = to_tensor(render(scene))
+        images = [to_tensor(render(scene))]
+        if self.negatives:
+            images.append(to_tensor(spoil(scene, random.Random(seed))))
         if self.transform is not None:
-            image = self.transform(image)
-        return image, scene.captions[0]
+            images = [self.transform(x) for x in images]
+        return (*images, scene.captions[0])
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, str]]:
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
         info = get_worker_info()
         workers, worker = (1, 0) if info is None else (info.num_workers, info.id)
         stride = workers * self.world_size

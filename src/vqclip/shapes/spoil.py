@@ -1,0 +1,63 @@
+"""Spoiled renders: a scene drawn almost right, as hard negatives for CLIP training.
+
+A CLIP trained only on clean renders hardly tells a clean "red circle" from a red
+blob with a few stray specks around it, and that is what a VQGAN+CLIP generator
+finds first. A spoiled copy of a scene is drawn with one of these flaws:
+
+- ``specks``: one to three small stray dots (palette colours) added;
+- ``blob``: one object redrawn as a formless blob of its colour and place.
+
+Trained as extra non-matching images for each caption, they teach CLIP that
+such images are worse matches than the clean scene.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from PIL import Image, ImageDraw
+
+from vqclip.shapes.render import SUPERSAMPLE, draw_shape
+from vqclip.shapes.scene import BACKGROUNDS, COLORS, SIZES, Scene
+
+FLAWS = ("specks", "blob")
+
+
+def _blob(cx: float, cy: float, side: float, rng: random.Random) -> list[tuple[float, float]]:
+    """An irregular polygon about as large as a shape of box ``side``."""
+    k = rng.randint(5, 9)
+    start = rng.uniform(0, 2 * math.pi)
+    points = []
+    for i in range(k):
+        a = start + 2 * math.pi * (i + rng.uniform(-0.3, 0.3)) / k
+        r = side * rng.uniform(0.2, 0.6)
+        points.append((cx + r * math.cos(a), cy + r * math.sin(a)))
+    return points
+
+
+def spoil(scene: Scene, rng: random.Random, size: int | None = None) -> Image.Image:
+    """Draws ``scene`` with one flaw chosen by ``rng`` (see the module's text)."""
+    side = size or scene.size or 64
+    big = side * SUPERSAMPLE
+    assert scene.background is not None
+    bg = BACKGROUNDS[scene.background]
+    image = Image.new("RGB", (big, big), bg)
+    draw = ImageDraw.Draw(image)
+    flaw = rng.choice(FLAWS)
+    target = rng.randrange(len(scene.objects))
+    for i, o in enumerate(scene.objects):
+        assert o.center is not None and o.size is not None and o.color is not None
+        assert o.shape is not None
+        cx, cy, d = o.center[0] * big, o.center[1] * big, SIZES[o.size] * big
+        if flaw == "blob" and i == target:
+            draw.polygon(_blob(cx, cy, d, rng), fill=COLORS[o.color])
+            continue
+        draw_shape(draw, o.shape, (cx, cy), d, COLORS[o.color], bg)
+    if flaw == "specks":
+        colors = list(COLORS.values())
+        for _ in range(rng.randint(1, 3)):
+            r = big * rng.uniform(0.025, 0.05)
+            x, y = rng.uniform(r, big - r), rng.uniform(r, big - r)
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=rng.choice(colors))
+    return image.resize((side, side), Image.Resampling.BOX)
