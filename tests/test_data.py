@@ -38,7 +38,7 @@ def test_negatives_add_a_spoiled_render_that_the_judge_rejects():
         seed = split_seed("eval", i)
         truth = sample_scene(seed)
         failed += not judge(spoil(truth, random.Random(seed)), truth).passed
-    assert failed >= 0.8 * 150  # measured 89% (formless blobs can look like circles)
+    assert failed >= 0.8 * 150  # 440 of 500 in benchmarks/clip_gap.py (blobs can pass as circles)
 
 
 def test_several_workers_give_the_same_items_once_each():

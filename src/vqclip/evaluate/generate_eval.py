@@ -41,7 +41,12 @@ def _single(scene: Scene, with_position: bool) -> str:
 
 def prompts_for(category: str, n: int) -> list[str]:
     """``n`` prompts of a category, drawn deterministically from eval scenes."""
-    out: list[str] = []
+    return [text for text, _ in prompts_with_scenes(category, n)]
+
+
+def prompts_with_scenes(category: str, n: int) -> list[tuple[str, Scene | None]]:
+    """Like :func:`prompts_for`, with the eval scene each prompt describes (None for held-out)."""
+    out: list[tuple[str, Scene | None]] = []
     seed = EVAL_SEED_START + 1_000_000 * (CATEGORIES.index(category) + 1)
     rng = random.Random(seed)
     held = sorted(HELD_OUT)
@@ -59,14 +64,15 @@ def prompts_for(category: str, n: int) -> list[str]:
             text = f"{NUMBERS[len(s.objects)]} {o.color} {PLURALS[str(o.shape)]}"
         elif category == "held-out":
             color, shape = held[rng.randrange(len(held))]
-            text = f"{article(color)} {color} {shape}"
+            out.append((f"{article(color)} {color} {shape}", None))
+            continue
         else:
             s = sample_scene(seed, kind="single")
             o = s.objects[0]
             if (o.color, o.shape) in HELD_OUT:
                 continue
             text = _single(s, category == "position")
-        out.append(text)
+        out.append((text, s))
     return out
 
 
