@@ -34,10 +34,9 @@ def main() -> None:
         extra = {
             k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(overrides).items()
         }
-        for clip_spec in extra.get("clip", ("shapes",)):
-            if clip_spec not in clips:
-                clips[clip_spec] = load_clip(clip_spec)
-        models = [clips[c] for c in extra.get("clip", ("shapes",))]
+        specs = extra.get("clip", ("shapes",))
+        clips.update({c: load_clip(c) for c in specs if c not in clips})
+        models = [clips[c] for c in specs]
         passed = dict.fromkeys(CATEGORIES, 0)
         t0 = time.perf_counter()
         for k, (category, text) in enumerate(jobs):
