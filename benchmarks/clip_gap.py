@@ -3,7 +3,9 @@
 For ShapesEval prompts with a source scene (single, position, pair, count), prints the
 mean CLIP similarity to the prompt of (a) a clean render of the scene, (b) its VQGAN
 reconstruction (the best the generator could do by copying it), (c) the image the
-generator makes with the defaults, and how often (c) scores above (a). Then, for
+generator makes with the defaults, and how often (c) scores above (a); and (d) what the
+defaults make when started from the render itself (``init_image``): its CLIP score and
+how many of (a), (d) and (c) the judge passes. Then, for
 eval scenes, how often the judge rejects a spoiled render (stray specks or a
 formless blob, see vqclip.shapes.spoil) and how far its CLIP score falls below the
 clean one's.
@@ -16,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import tempfile
+from pathlib import Path
 
 import torch
 
@@ -23,7 +27,7 @@ from vqclip.clip.load import load_clip
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
-from vqclip.shapes import judge, render, sample_scene, split_seed
+from vqclip.shapes import judge, parse_prompt, render, sample_scene, split_seed
 from vqclip.shapes.data import to_tensor
 from vqclip.shapes.spoil import spoil
 from vqclip.vqgan.load import load_vqgan
@@ -37,10 +41,15 @@ def main() -> None:
     args = p.parse_args()
     clip, vq = load_clip(args.clip), load_vqgan("shapes")
     k = 0
+    tmp = Path(tempfile.mkdtemp(prefix="clip_gap_"))
     for category in CATEGORIES[:4]:
         clean, recon, made, above = [], [], [], 0
+        seeded, passes = [], {"clean": 0, "from_render": 0, "generated": 0}
         for text, scene in prompts_with_scenes(category, args.n):
             assert scene is not None
+            prompt = parse_prompt(text)
+            render(scene).save(tmp / "render.png")
+            passes["clean"] += judge(render(scene), prompt).passed
             with torch.no_grad():
                 t = clip.encode_texts([text])[0]
                 x = to_tensor(render(scene))[None]
@@ -48,12 +57,22 @@ def main() -> None:
                 clean.append(float(clip.encode_pixels(x)[0] @ t))
                 recon.append(float(clip.encode_pixels(r)[0] @ t))
             settings = GenerateSettings(prompts=text, clip=(args.clip,), seed=k)
-            made.append(generate(settings, clips=[clip], vqgan=vq).scores[0])
+            result = generate(settings, clips=[clip], vqgan=vq)
+            made.append(result.scores[0])
+            passes["generated"] += judge(result.image, prompt).passed
             above += made[-1] > clean[-1]
+            from_render = generate(
+                GenerateSettings(prompts=text, clip=(args.clip,), seed=k,
+                                 init_image=str(tmp / "render.png")),
+                clips=[clip], vqgan=vq,
+            )  # fmt: skip
+            seeded.append(from_render.scores[0])
+            passes["from_render"] += judge(from_render.image, prompt).passed
             k += 1
         n = len(clean)
         row = {"category": category, "n": n, "clean": sum(clean) / n, "vqgan": sum(recon) / n,
-               "generated": sum(made) / n, "generated_above_clean": above}  # fmt: skip
+               "generated": sum(made) / n, "generated_above_clean": above,
+               "from_render": sum(seeded) / n, "judge_passes": passes}  # fmt: skip
         print(
             json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()})
         )

@@ -4,6 +4,8 @@ Smaller and faster than ``vqclip eval-generate``; for comparing settings while
 tuning. Each CONFIG is NAME=JSON overrides of GenerateSettings:
 
     python benchmarks/generate_probe.py --n 4 base='{}' plain='{"init_noise": "plain"}'
+
+A config may name its own models: ``"clip": ["shapes", "DIR"]``, ``"vqgan": "DIR"``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
 from vqclip.shapes import judge, parse_prompt
 from vqclip.vqgan.load import load_vqgan
+from vqclip.vqgan.model import VQGAN
 
 
 def main() -> None:
@@ -27,7 +30,7 @@ def main() -> None:
     p.add_argument("configs", nargs="+", help="NAME=JSON settings overrides")
     args = p.parse_args()
     clips: dict[str, ClipBundle] = {}
-    vq = load_vqgan("shapes")
+    vqgans: dict[str, VQGAN] = {}
     jobs = [(c, text) for c in CATEGORIES for text in prompts_for(c, args.n)]
     for spec in args.configs:
         name, _, overrides = spec.partition("=")
@@ -37,6 +40,10 @@ def main() -> None:
         specs = extra.get("clip", ("shapes",))
         clips.update({c: load_clip(c) for c in specs if c not in clips})
         models = [clips[c] for c in specs]
+        vq_spec = str(extra.get("vqgan", "shapes"))
+        if vq_spec not in vqgans:
+            vqgans[vq_spec] = load_vqgan(vq_spec)
+        vq = vqgans[vq_spec]
         passed = dict.fromkeys(CATEGORIES, 0)
         t0 = time.perf_counter()
         for k, (category, text) in enumerate(jobs):

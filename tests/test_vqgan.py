@@ -237,3 +237,17 @@ def test_shipped_vqgan_reconstructs_scenes_that_pass_the_judge(capsys):
     assert code == 0
     assert report["psnr"] > 30 and report["judge_pass"] >= 0.95
     assert report["codes_used"] >= report["codebook_size"] // 2
+
+
+def test_experiment_configs_build_the_factor_they_are_named_for():
+    from vqclip.vqgan.train import load_vqgan_config
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    paths = sorted(root.glob("shapes-vqgan-f*.json"))
+    assert paths
+    for path in paths:
+        model = VQGAN(load_vqgan_config(str(path)))
+        factor = int(path.stem.rsplit("-f", 1)[1])
+        assert model.factor == factor
+        z = model.encode_latent(torch.zeros(1, 3, 64, 64))
+        assert z.shape[-2:] == (64 // factor, 64 // factor)
