@@ -5,7 +5,9 @@ mean CLIP similarity to the prompt of (a) a clean render of the scene, (b) its V
 reconstruction (the best the generator could do by copying it), (c) the image the
 generator makes with the defaults, and how often (c) scores above (a); and (d) what the
 defaults make when started from the render itself (``init_image``): its CLIP score and
-how many of (a), (d) and (c) the judge passes. Then, for
+how many of (a), (d) and (c) the judge passes. First it prints the median distance
+between neighbouring codes of the VQGAN and how far Adam's first step (which moves
+every element by the learning rate) moves a latent cell. Then, for
 eval scenes, how often the judge rejects a spoiled render (stray specks or a
 formless blob, see vqclip.shapes.spoil) and how far its CLIP score falls below the
 clean one's.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import tempfile
 from pathlib import Path
@@ -24,6 +27,7 @@ from pathlib import Path
 import torch
 
 from vqclip.clip.load import load_clip
+from vqclip.clip.model import ClipBundle
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
@@ -31,6 +35,7 @@ from vqclip.shapes import judge, parse_prompt, render, sample_scene, split_seed
 from vqclip.shapes.data import to_tensor
 from vqclip.shapes.spoil import spoil
 from vqclip.vqgan.load import load_vqgan
+from vqclip.vqgan.model import VQGAN
 
 
 def main() -> None:
@@ -40,30 +45,44 @@ def main() -> None:
     p.add_argument("--spoiled", type=int, default=500, help="eval scenes for the spoil margin")
     args = p.parse_args()
     clip, vq = load_clip(args.clip), load_vqgan("shapes")
+    codes = vq.codebook.detach()
+    gaps = torch.cdist(codes, codes).fill_diagonal_(math.inf).min(dim=1).values
+    lr = GenerateSettings.lr
+    print(json.dumps({
+        "codebook_median_neighbour_distance": round(float(gaps.median()), 3),
+        "adam_first_step_l2_per_cell": round(lr * math.sqrt(codes.shape[1]), 3),
+    }))  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="clip_gap_") as tmp:
+        _compare(args.n, args.clip, clip, vq, Path(tmp) / "render.png")
+    _spoil_margins(args.spoiled, clip)
+
+
+def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path: Path) -> None:
+    """Prints, per category, the render / reconstruction / generated comparison."""
     k = 0
-    tmp = Path(tempfile.mkdtemp(prefix="clip_gap_"))
     for category in CATEGORIES[:4]:
         clean, recon, made, above = [], [], [], 0
         seeded, passes = [], {"clean": 0, "from_render": 0, "generated": 0}
-        for text, scene in prompts_with_scenes(category, args.n):
+        for text, scene in prompts_with_scenes(category, n_prompts):
             assert scene is not None
             prompt = parse_prompt(text)
-            render(scene).save(tmp / "render.png")
-            passes["clean"] += judge(render(scene), prompt).passed
+            image = render(scene)
+            image.save(render_path)
+            passes["clean"] += judge(image, prompt).passed
             with torch.no_grad():
                 t = clip.encode_texts([text])[0]
-                x = to_tensor(render(scene))[None]
+                x = to_tensor(image)[None]
                 r = ((vq.decode(vq.encode(x * 2 - 1)[0]) + 1) / 2).clamp(0, 1)
                 clean.append(float(clip.encode_pixels(x)[0] @ t))
                 recon.append(float(clip.encode_pixels(r)[0] @ t))
-            settings = GenerateSettings(prompts=text, clip=(args.clip,), seed=k)
+            settings = GenerateSettings(prompts=text, clip=(spec,), seed=k)
             result = generate(settings, clips=[clip], vqgan=vq)
             made.append(result.scores[0])
             passes["generated"] += judge(result.image, prompt).passed
             above += made[-1] > clean[-1]
             from_render = generate(
-                GenerateSettings(prompts=text, clip=(args.clip,), seed=k,
-                                 init_image=str(tmp / "render.png")),
+                GenerateSettings(prompts=text, clip=(spec,), seed=k,
+                                 init_image=str(render_path)),
                 clips=[clip], vqgan=vq,
             )  # fmt: skip
             seeded.append(from_render.scores[0])
@@ -76,8 +95,12 @@ def main() -> None:
         print(
             json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()})
         )
+
+
+def _spoil_margins(n_scenes: int, clip: ClipBundle) -> None:
+    """Prints how often the judge rejects spoiled renders and their CLIP margin."""
     margins, rejected = [], 0
-    for i in range(args.spoiled):
+    for i in range(n_scenes):
         seed = split_seed("eval", i)
         scene = sample_scene(seed)
         spoiled = spoil(scene, random.Random(seed))
