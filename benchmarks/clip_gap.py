@@ -31,8 +31,8 @@ from vqclip.clip.model import ClipBundle
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
+from vqclip.io import to_tensor
 from vqclip.shapes import judge, parse_prompt, render, sample_scene, split_seed
-from vqclip.shapes.data import to_tensor
 from vqclip.shapes.spoil import spoil
 from vqclip.vqgan.load import load_vqgan
 from vqclip.vqgan.model import VQGAN

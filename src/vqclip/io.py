@@ -1,4 +1,5 @@
-"""Atomic file output: a file is either complete or absent, never half-written."""
+"""Image and file input/output: images in and out of tensors, and atomic writes (a file is
+either complete or absent, never half-written)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from PIL import Image
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
 
 from vqclip.errors import VqclipError
 
@@ -24,6 +27,26 @@ def ensure_dir(path: Path) -> Path:
         ) from None
     if not os.access(path, os.W_OK):
         raise VqclipError(f"folder {path} is not writable; choose another --out")
+    return path
+
+
+def ensure_writable(path: Path, flag: str = "--out") -> Path:
+    """Checks, before any work, that a file can be written at ``path``.
+
+    The folder is created if needed and a probe file is made in it (and removed), so a
+    read-only file system, a missing permission or a folder in the way is found at once,
+    not after a long run.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise VqclipError(f"{flag} {path} is a folder; give a file name")
+    ensure_dir(path.parent if str(path.parent) else Path("."))
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+    except OSError as e:
+        raise VqclipError(f"{flag} {path} cannot be written: {e.strerror}") from None
+    os.close(fd)
+    os.unlink(probe)
     return path
 
 
@@ -67,3 +90,38 @@ def save_image(image: Image.Image, path: Path | str, **params: object) -> None:
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
     with atomic_open(path, "wb") as f:
         image.save(f, format=fmt, **params)
+
+
+def load_image(path: Path) -> Image.Image:
+    """Opens an image as RGB, or raises a one-line error naming the file."""
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise VqclipError(f"image not found: {path}") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise VqclipError(f"cannot read image {path}: {e}") from None
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """Returns an RGB image as a float tensor (3, H, W) in [0, 1]."""
+    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+
+def to_image(x: torch.Tensor) -> Image.Image:
+    """A (3, H, W) tensor in [0, 1] as an RGB image (rounded to 8 bits)."""
+    arr = (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def save_safetensors(module: torch.nn.Module, path: Path, half: bool = False) -> None:
+    """Writes a module's state dict as safetensors, atomically (``half``: floats as fp16)."""
+    from safetensors.torch import save
+
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+        for k, v in module.state_dict().items()
+    }
+    with atomic_open(path, "wb") as f:
+        f.write(save(state))

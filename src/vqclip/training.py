@@ -1,54 +1,19 @@
-"""What every training command shares: devices, schedules, checkpoints and resuming."""
+"""What every training command shares: schedules, checkpoints and resuming."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save
+from safetensors.torch import load_file
 
 from vqclip.errors import VqclipError
-from vqclip.io import atomic_open
-
-
-def dist_info() -> tuple[int, int, int]:
-    """(rank, world size, local rank) from torchrun's environment, or (0, 1, 0)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return 0, 1, 0
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
-
-
-def pick_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` is this process's GPU when there is one, else the CPU."""
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise VqclipError(f"unknown device {spec!r}; use auto, cpu or cuda[:N]") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VqclipError("--device cuda asked for, but no GPU is visible; use --device cpu")
-    return device
-
-
-def bf16_autocast(device: torch.device, allow_fp16: bool = False) -> torch.autocast:
-    """bf16 autocast on a GPU that supports it; a no-op elsewhere.
-
-    With ``allow_fp16`` (inference only: training in fp16 would need loss scaling),
-    a GPU without bf16 runs under fp16 autocast instead.
-    """
-    if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return torch.autocast("cuda", dtype=torch.float16, enabled=allow_fp16)
-    return torch.autocast(device.type, enabled=False)
+from vqclip.io import atomic_open, save_safetensors
 
 
 def cosine_lr(step: int, *, lr: float, min_lr: float, warmup: int, progress: float) -> float:
@@ -87,20 +52,19 @@ def save_checkpoint(
     models: Mapping[str, torch.nn.Module],
     optimizers: Mapping[str, torch.optim.Optimizer],
     meta: dict[str, Any],
+    meta_name: str = "state.json",
 ) -> None:
     """Writes ``<name>.safetensors`` per model, ``<name>.pt`` per optimizer, ``state.json``.
 
-    Each file is written atomically; ``state.json`` goes last, so a checkpoint whose
-    ``state.json`` exists is complete.
+    Each file is written atomically; ``state.json`` (``meta_name``) goes last, so a
+    checkpoint whose ``state.json`` exists is complete.
     """
     for name, model in models.items():
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        with atomic_open(folder / f"{name}.safetensors", "wb") as f:
-            f.write(save(state))
+        save_safetensors(model, folder / f"{name}.safetensors")
     for name, opt in optimizers.items():
         with atomic_open(folder / f"{name}.pt", "wb") as f:
             torch.save(opt.state_dict(), f)
-    with atomic_open(folder / "state.json") as f:
+    with atomic_open(folder / meta_name) as f:
         json.dump(meta, f, indent=2)
 
 

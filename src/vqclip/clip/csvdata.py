@@ -12,8 +12,7 @@ from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vqclip.errors import VqclipError
-from vqclip.shapes.data import to_tensor
-from vqclip.shapes.files import load_image
+from vqclip.io import load_image, to_tensor
 
 
 def read_csv(path: Path) -> list[tuple[Path, str]]:

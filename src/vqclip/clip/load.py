@@ -14,8 +14,10 @@ TorchScript archives are read by :mod:`vqclip.checkpoints`, never by ``torch.jit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -159,6 +161,39 @@ def openai_config_from_state_dict(state: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _reachable(host: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to ``host``:443 opens within ``timeout`` seconds."""
+    import socket
+
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _quiet_hub(offline: bool) -> Iterator[None]:
+    """No hub or open_clip log lines; with ``offline``, the hub reads its cache only.
+
+    Offline, an uncached model fails at once instead of after a minute of retries.
+    """
+    import huggingface_hub.constants as hub
+
+    loggers = [logging.getLogger(n) for n in ("huggingface_hub", "open_clip", "root")]
+    levels = [lg.level for lg in loggers]
+    was = hub.HF_HUB_OFFLINE
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+        hub.HF_HUB_OFFLINE = was or offline
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = was
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def _load_pretrained(arch: str, tag: str) -> ClipBundle:
     if arch not in open_clip.list_models():
         raise VqclipError(f"unknown open_clip architecture {arch!r} (see open_clip.list_models())")
@@ -167,7 +202,12 @@ def _load_pretrained(arch: str, tag: str) -> ClipBundle:
         raise VqclipError(f"unknown tag {tag!r} for {arch}; known: {', '.join(tags) or 'none'}")
     cfg = open_clip.get_pretrained_cfg(arch, tag)
     try:
-        model = open_clip.create_model(arch, pretrained=tag, cache_dir=str(home() / "open_clip"))
+        with _quiet_hub(offline=not _reachable("huggingface.co")):
+            # fetch (or find in the cache) before building the model: fails in seconds
+            open_clip.pretrained.download_pretrained(cfg, cache_dir=str(home() / "open_clip"))
+            model = open_clip.create_model(
+                arch, pretrained=tag, cache_dir=str(home() / "open_clip")
+            )
     except Exception as e:  # network, hub and file errors all mean "weights not available"
         if cfg.get("url"):  # an OpenAI file: its architecture is read from the tensors
             fix = f"download {cfg['url']} and pass it with --clip FILE"

@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from vqclip.devices import inference_autocast
 from vqclip.errors import VqclipError
-from vqclip.training import bf16_autocast
 
 # The embedded model: a small ViT on 64×64 Shapes images and a small text transformer
 # over the standard CLIP tokenizer. An ordinary open_clip configuration.
@@ -65,6 +65,8 @@ class ClipBundle:
         mean: per-channel normalisation mean.
         std: per-channel normalisation std.
         name: where the model came from (``shapes``, ``ViT-B-32:openai``, a path).
+        precision: the autocast of its forward passes on a GPU (``auto``, ``fp32``,
+            ``bf16``, ``fp16``); the CPU always runs float32.
     """
 
     model: torch.nn.Module
@@ -74,6 +76,7 @@ class ClipBundle:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     name: str
+    precision: str = "auto"
 
     @property
     def device(self) -> torch.device:
@@ -95,7 +98,7 @@ class ClipBundle:
                 images, size=(self.image_size, self.image_size), mode="bilinear",
                 align_corners=False, antialias=True,
             )  # fmt: skip
-        with bf16_autocast(images.device, allow_fp16=True):
+        with inference_autocast(images.device, self.precision):
             feats = self.model.encode_image(self.normalize(images))  # type: ignore[operator]
         return F.normalize(feats.float(), dim=-1)
 
@@ -105,7 +108,7 @@ class ClipBundle:
         out = []
         for i in range(0, len(images), batch_size):
             x = torch.stack([self.preprocess(im) for im in images[i : i + batch_size]])
-            with bf16_autocast(self.device, allow_fp16=True):
+            with inference_autocast(self.device, self.precision):
                 feats = self.model.encode_image(x.to(self.device))  # type: ignore[operator]
             out.append(F.normalize(feats.float(), dim=-1))
         return torch.cat(out) if out else torch.empty(0)
@@ -116,7 +119,7 @@ class ClipBundle:
         out = []
         for i in range(0, len(texts), batch_size):
             tokens = self.tokenizer(list(texts[i : i + batch_size])).to(self.device)
-            with bf16_autocast(self.device, allow_fp16=True):
+            with inference_autocast(self.device, self.precision):
                 feats = self.model.encode_text(tokens)  # type: ignore[operator]
             out.append(F.normalize(feats.float(), dim=-1))
         return torch.cat(out) if out else torch.empty(0)
@@ -157,15 +160,8 @@ def save_model_dir(
 
     This is open_clip's own ``local-dir:`` layout, so plain open_clip loads it too.
     """
-    from safetensors.torch import save
+    from vqclip.io import atomic_open, save_safetensors
 
-    from vqclip.io import atomic_open
-
-    state = {
-        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-    }
-    with atomic_open(folder / WEIGHTS_NAME, "wb") as f:
-        f.write(save(state))
+    save_safetensors(model, folder / WEIGHTS_NAME, half=half)
     with atomic_open(folder / CONFIG_NAME) as f:
         json.dump({"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg}, f, indent=2)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from vqclip.shapes.data import to_image, to_tensor
+from vqclip.io import to_image, to_tensor
 from vqclip.shapes.judge import judge
 from vqclip.shapes.render import render
 from vqclip.shapes.sampler import sample_scene

@@ -11,102 +11,130 @@ from pathlib import Path
 from typing import Any
 
 from vqclip.cli import non_negative
+from vqclip.errors import VqclipError
 
 log = logging.getLogger("vqclip")
 
 
-def add_generate_args(p: argparse.ArgumentParser) -> None:
-    from vqclip.generation.settings import GenerateSettings
+# Settings whose flag is not simply --name-with-dashes, and those given once per value.
+_FLAGS = {"image_prompts": "--image-prompt", "noise_prompts": "--noise-prompt",
+          "clip_weights": "--clip-weight"}  # fmt: skip
+_REPEATED = ("image_prompts", "noise_prompts", "clip", "clip_weights")
+_METAVARS = {"image_prompts": "PATH[:W[:STOP]]", "noise_prompts": "SEED:W", "clip": "SPEC",
+             "clip_weights": "W", "vqgan": "SPEC", "augments": "LIST"}  # fmt: skip
+_DEFAULT_TEXT = {"size": "the VQGAN's training size"}
 
-    d = GenerateSettings()
-    p.add_argument("prompt", nargs="?", default="", help="'text:weight:stop | ...' ('^' = story)")
-    p.add_argument("--out", type=Path, default=Path("out.png"), help="output PNG")
+
+def flag_of(setting: str) -> str:
+    """The command-line flag of a :class:`GenerateSettings` field."""
+    if setting == "prompts":
+        return "the prompt"
+    return _FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return "none" if value is None else str(value)
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return () if text in ("", "none") else tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def add_generate_args(p: argparse.ArgumentParser) -> None:
+    """One flag per :class:`GenerateSettings` field (help, default and choices from the field).
+
+    Every flag defaults to "not given", so that only what the user typed overrides
+    the defaults and the preset (see :func:`settings_from_args`).
+    """
+    import typing
+
+    from vqclip.generation.settings import PRESETS, field_specs
+
+    p.add_argument(
+        "--out", type=Path, default=Path("out.png"), help="output PNG (default: out.png)"
+    )
     p.add_argument("--from", dest="from_png", type=Path, help="repeat a PNG made by vqclip")
-    p.add_argument("--preset", choices=("shapes", "imagenet"), help="model and size presets")
-    p.add_argument("--image-prompt", action="append", default=[], help="PATH[:weight]")
-    p.add_argument("--noise-prompt", action="append", default=[], help="SEED:WEIGHT")
-    p.add_argument("--clip", action="append", help="CLIP spec; repeat for several")
-    p.add_argument("--clip-weight", action="append", type=float, help="one per --clip")
-    p.add_argument("--vqgan", default=d.vqgan)
-    p.add_argument("--vqgan-config")
-    p.add_argument("--vqgan-checkpoint")
-    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"))
-    p.add_argument("--iterations", type=int, default=d.iterations)
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--optimizer", default=d.optimizer)
-    p.add_argument("--schedule", default=d.schedule)
-    p.add_argument("--seed", type=non_negative, default=d.seed)
-    p.add_argument("--cutn", type=int, default=d.cutn)
-    p.add_argument("--cut-pow", type=float, default=d.cut_pow)
-    p.add_argument("--cut-min", type=float, default=d.cut_min)
-    p.add_argument("--augments", default=",".join(d.augments), help="comma-separated, or none")
-    p.add_argument("--no-prompt-aware", action="store_true", help="keep flips/shifts always")
-    p.add_argument("--init-image")
-    p.add_argument("--init-noise", default=d.init_noise)
-    p.add_argument("--init-weight", type=float, default=d.init_weight)
-    p.add_argument("--init-weight-decay", action="store_true")
-    p.add_argument("--story-every", type=non_negative, default=d.story_every)
-    p.add_argument("--tv-weight", type=float, default=d.tv_weight, help="smoothness penalty")
-    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--preset", choices=tuple(PRESETS), help="models, size and loop settings")
     p.add_argument("--save-every", type=non_negative, default=0, help="save frames every N")
     p.add_argument("--video", type=Path, help="write an MP4 of the run")
+    for name, hint, default, text, choices in field_specs():
+        shown = f" (default: {_DEFAULT_TEXT.get(name, _show(default))})"
+        if name == "augments":
+            shown += f"; comma-separated from {', '.join(choices or ())}, or none"
+        kw: dict[str, Any] = {"dest": name, "default": argparse.SUPPRESS, "help": text + shown}
+        if name in _METAVARS:
+            kw["metavar"] = _METAVARS[name]
+        if name == "prompts":
+            p.add_argument("prompts", nargs="?", default=argparse.SUPPRESS, help=text,
+                           metavar="PROMPT")  # fmt: skip
+            continue
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        base = inner[0] if type(None) in typing.get_args(hint) else hint
+        if base is bool:
+            p.add_argument(flag_of(name), action=argparse.BooleanOptionalAction, **kw)
+        elif name == "size":
+            p.add_argument(flag_of(name), type=int, nargs=2, metavar=("W", "H"), **kw)
+        elif typing.get_origin(base) is tuple:
+            item = typing.get_args(base)[0]
+            if name in _REPEATED:
+                p.add_argument(flag_of(name), action="append", type=item, **kw)
+            else:
+                p.add_argument(flag_of(name), type=_comma_list, **kw)
+        else:
+            p.add_argument(flag_of(name), type=base, choices=choices, **kw)
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
-    from vqclip.generation.settings import PRESETS, GenerateSettings
+    """defaults ← ``--preset`` ← the flags actually given (or the settings of ``--from``)."""
+    from vqclip.generation.settings import GenerateSettings, SettingError
 
     if args.from_png is not None:
         from vqclip.generation.outputs import read_settings
 
         return read_settings(args.from_png)
-    base = dict(PRESETS[args.preset or "shapes"])
-    augments = () if args.augments in ("", "none") else tuple(args.augments.split(","))
-    chosen: dict[str, Any] = {
-        "prompts": args.prompt, "image_prompts": tuple(args.image_prompt),
-        "noise_prompts": tuple(args.noise_prompt), "vqgan_config": args.vqgan_config,
-        "vqgan_checkpoint": args.vqgan_checkpoint, "iterations": args.iterations,
-        "optimizer": args.optimizer, "schedule": args.schedule, "seed": args.seed,
-        "cut_pow": args.cut_pow, "prompt_aware": not args.no_prompt_aware,
-        "init_image": args.init_image, "init_noise": args.init_noise,
-        "init_weight": args.init_weight, "init_weight_decay": args.init_weight_decay,
-        "story_every": args.story_every, "batch": args.batch, "tv_weight": args.tv_weight,
-    }  # fmt: skip
-    defaults = GenerateSettings()
-    # Options left at their defaults do not override a preset.
-    for key, value in {"lr": args.lr, "cutn": args.cutn, "cut_min": args.cut_min,
-                       "augments": augments, "vqgan": args.vqgan}.items():  # fmt: skip
-        if key not in base or value != getattr(defaults, key):
-            chosen[key] = value
-    if args.clip:
-        chosen["clip"] = tuple(args.clip)
-    if args.clip_weight:
-        chosen["clip_weights"] = tuple(args.clip_weight)
-    if args.size:
-        chosen["size"] = tuple(args.size)
-    return GenerateSettings(**{**base, **chosen})
+    names = {f.name for f in dataclasses.fields(GenerateSettings)}
+    given = {k: tuple(v) if isinstance(v, list) else v for k, v in vars(args).items()
+             if k in names}  # fmt: skip
+    try:
+        return GenerateSettings().resolve(args.preset, given)
+    except SettingError as e:
+        raise as_flag_error(e) from None
+
+
+def as_flag_error(e: Any) -> VqclipError:
+    """A settings error re-worded with the setting's command-line flag."""
+    return VqclipError(f"{flag_of(e.setting)} {e.problem}")
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from vqclip.generation.cutouts import check_augments
+    from vqclip.generation.cutouts import states_position
     from vqclip.generation.generator import generate
     from vqclip.generation.outputs import VideoWriter, save_result_png
-    from vqclip.generation.prompts import parse_story
-    from vqclip.io import ensure_dir
-    from vqclip.shapes.files import load_image
+    from vqclip.generation.prompts import parse_image_prompt, parse_story
+    from vqclip.generation.settings import SettingError
+    from vqclip.io import ensure_writable, load_image
 
-    settings = settings_from_args(args).validate()
-    check_augments(settings.augments)
+    try:
+        settings = settings_from_args(args).validate()
+    except SettingError as e:
+        raise as_flag_error(e) from None
     if settings.prompts.strip():
         parse_story(settings.prompts)  # syntax errors before any model loads
-    for path in [*(p.rpartition(":")[0] or p for p in settings.image_prompts),
+    for path in [*(parse_image_prompt(p)[0] for p in settings.image_prompts),
                  *([settings.init_image] if settings.init_image else [])]:  # fmt: skip
         load_image(Path(path))
-    ensure_dir(args.out.parent if str(args.out.parent) else Path("."))
-    video = VideoWriter(args.video) if args.video else None
+    ensure_writable(args.out)  # every output path is checked before the run starts
+    if args.video:
+        ensure_writable(args.video, "--video")
     frames_dir = args.out.with_suffix("")
+    if args.save_every:
+        ensure_writable(frames_dir / "00000.png", "--save-every (frames folder)")
+    video = VideoWriter(args.video) if args.video else None
 
     def on_step(state: dict[str, Any]) -> None:
-        from vqclip.shapes.data import to_image
+        from vqclip.io import to_image
 
         i = state["i"]
         if video is not None:
@@ -116,8 +144,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
             save_image(to_image(state["image"][0]), frames_dir / f"{i + 1:05d}.png")
 
+    if args.from_png is not None:
+        _note_device_change(args.from_png, settings)
+    if settings.prompt_aware and states_position(
+        [p.text for s in parse_story(settings.prompts) for p in s] if settings.prompts else []
+    ):
+        log.info("a prompt states a position: flips, large shifts and small cutouts are off")
     result = generate(settings, callback=on_step, progress=not args.quiet)
-    save_result_png(result.image, args.out, result.settings)
+    save_result_png(result.image, args.out, result.settings, device=result.device)
     if video is not None:
         video.close()
     log.info(
@@ -127,13 +161,39 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 130 if result.interrupted else 0
 
 
+def _note_device_change(png: Path, settings: Any) -> None:
+    """Says so when ``--from`` reruns a PNG's settings on another kind of device."""
+    from vqclip.devices import pick_device
+    from vqclip.generation.outputs import read_meta
+
+    made_on = str(read_meta(png).get("device", "cpu"))
+    here = str(pick_device(settings.device))
+    if made_on.split(":")[0] != here.split(":")[0]:
+        log.warning("%s was made on %s and is rerun on %s: the pixels may differ", png,
+                    made_on, here)  # fmt: skip
+
+
 def cmd_eval_generate(args: argparse.Namespace) -> int:
     from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
     from vqclip.generation.settings import GenerateSettings
     from vqclip.io import ensure_dir
 
     ensure_dir(args.out)
-    base = GenerateSettings()
+    from vqclip.evaluate.generate_eval import CATEGORIES
+    from vqclip.generation.settings import SettingError
+
+    categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
+    unknown = [c for c in categories if c not in CATEGORIES]
+    if unknown or not categories:
+        named = ",".join(unknown) or "(none)"
+        raise VqclipError(f"unknown --categories {named}; choose from {','.join(CATEGORIES)}")
+    base = GenerateSettings(clip=tuple(args.clip or ("shapes",)), device=args.device,
+                            precision=args.precision)  # fmt: skip
+    try:
+        base = dataclasses.replace(base, prompts="x").validate()
+    except SettingError as e:
+        raise as_flag_error(e) from None
+    base = dataclasses.replace(base, prompts="")
     if args.iterations:
         base = dataclasses.replace(base, iterations=args.iterations)
     sheet: list[Any] = []
@@ -153,8 +213,9 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
         for name, settings in runs:
             keep = sheet if name == "defaults" else None
             methods[name] = eval_generate(
-                args.n, settings, progress=not args.quiet, keep=keep, on_image=save(name)
-            )
+                args.n, settings, progress=not args.quiet, keep=keep, on_image=save(name),
+                categories=categories,
+            )  # fmt: skip
     finally:  # Ctrl-C included: what was finished stays on disk
         write_outputs(args.out, methods, sheet)
     print(json.dumps(methods, indent=2) if args.json else markdown(methods))

@@ -21,9 +21,10 @@ from PIL import Image
 from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
 from vqclip.generation.cutouts import Cutouts, states_position
-from vqclip.generation.prompts import parse_noise_prompt, parse_story, parse_weighted_path
+from vqclip.generation.optimizers import make_optimizer
+from vqclip.generation.prompts import parse_image_prompt, parse_noise_prompt, parse_story
 from vqclip.generation.settings import GenerateSettings
-from vqclip.shapes.data import to_image, to_tensor
+from vqclip.io import to_image, to_tensor
 from vqclip.vqgan.model import VQGAN
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class GenerateResult:
     settings: GenerateSettings
     interrupted: bool = False
     candidates: list[Image.Image] = field(default_factory=list)
+    device: str = "cpu"  # where it ran
 
 
 class _ClampWithGrad(torch.autograd.Function):
@@ -89,9 +91,52 @@ def quantize_st(vq: VQGAN, z: torch.Tensor) -> torch.Tensor:
     return z + (zq - z).detach()
 
 
+class _ReplaceGrad(torch.autograd.Function):
+    """Forward ``x_forward``; backward the gradient to ``x_backward`` (the reference's trick)."""
+
+    @staticmethod
+    def forward(ctx: Any, x_forward: torch.Tensor, x_backward: torch.Tensor) -> torch.Tensor:
+        ctx.shape = x_backward.shape
+        return x_forward
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, grad.sum_to_size(ctx.shape)
+
+
+def replace_grad(x_forward: torch.Tensor, x_backward: torch.Tensor) -> torch.Tensor:
+    out: torch.Tensor = _ReplaceGrad.apply(x_forward, x_backward)
+    return out
+
+
+def prompt_loss(
+    emb: torch.Tensor, target: torch.Tensor, weight: float, stop: float
+) -> torch.Tensor:
+    """One prompt's loss per image, with the reference loop's semantics.
+
+    ``d`` is the spherical distance of every cutout to every target embedding, signed by
+    the weight; the value is ``|w| · mean(sign(w)·d)`` = ``w · mean(d)``, and the gradient
+    is masked per cutout where ``sign(w)·d`` is already below ``stop`` (the value itself
+    is never clamped).
+
+    Args:
+        emb: (B, cutn, D) normalised cutout embeddings.
+        target: (K, D) normalised target embeddings (K = 1 for text, cutn for images).
+        weight: the prompt's weight (negative pushes away).
+        stop: the prompt's stop.
+
+    Returns:
+        (B,) the loss of each image.
+    """
+    d = spherical_distance(emb[:, :, None, :], target[None, None, :, :])  # (B, cutn, K)
+    d = d * math.copysign(1.0, weight)
+    masked = replace_grad(d, torch.maximum(d, torch.full_like(d, stop)))
+    return abs(weight) * masked.mean(dim=(1, 2))
+
+
 @dataclass
 class _Target:
-    embedding: torch.Tensor  # (D,)
+    embedding: torch.Tensor  # (K, D)
     weight: float
     stop: float
     scene: int | None  # story scene it belongs to; None = always
@@ -116,26 +161,37 @@ def round_size(vq: VQGAN, size: tuple[int, int] | None) -> tuple[int, int]:
 
 
 def _targets(
-    s: GenerateSettings, clip: ClipBundle, load_image: Callable[[Path], Image.Image]
-) -> tuple[list[_Target], int]:
+    s: GenerateSettings, clip: ClipBundle, cut: Cutouts, wh: tuple[int, int],
+    g: torch.Generator, load_image: Callable[[Path], Image.Image],
+) -> tuple[list[_Target], int]:  # fmt: skip
+    """Every prompt's target embeddings for one CLIP, and the number of story scenes."""
     out: list[_Target] = []
     scenes = parse_story(s.prompts) if s.prompts.strip() else []
     for k, scene in enumerate(scenes):
         emb = clip.encode_texts([p.text for p in scene])
         for p, e in zip(scene, emb, strict=True):
-            out.append(_Target(e, p.weight, p.stop, k if len(scenes) > 1 else None))
-    for spec in s.image_prompts:
-        path, weight = parse_weighted_path(spec)
-        out.append(
-            _Target(clip.encode_images([load_image(Path(path))])[0], weight, -math.inf, None)
-        )
+            out.append(_Target(e[None], p.weight, p.stop, k if len(scenes) > 1 else None))
+    for spec in s.image_prompts:  # the reference embeds the image prompt's own cutouts
+        path, weight, stop = parse_image_prompt(spec)
+        image = _fit(load_image(Path(path)), wh)
+        x = to_tensor(image)[None].to(clip.device)
+        with torch.no_grad():
+            out.append(_Target(clip.encode_pixels(cut(x, g)), weight, stop, None))
     for spec in s.noise_prompts:
         seed, weight = parse_noise_prompt(spec)
-        g = torch.Generator().manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
         dim = clip.encode_texts(["x"]).shape[-1]
-        noise = F.normalize(torch.randn(dim, generator=g), dim=0)
-        out.append(_Target(noise.to(clip.device), weight, -math.inf, None))
+        noise = F.normalize(torch.randn(dim, generator=gen), dim=0)
+        out.append(_Target(noise.to(clip.device)[None], weight, -math.inf, None))
     return out, max(1, len(scenes))
+
+
+def _fit(image: Image.Image, wh: tuple[int, int]) -> Image.Image:
+    """Resized to the area of ``wh``, keeping its aspect ratio (as the reference does)."""
+    ratio = image.size[0] / image.size[1]
+    area = min(image.size[0] * image.size[1], wh[0] * wh[1])
+    size = max(1, round((area * ratio) ** 0.5)), max(1, round((area / ratio) ** 0.5))
+    return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
 
 
 def _initial_latent(
@@ -143,36 +199,25 @@ def _initial_latent(
     load_image: Callable[[Path], Image.Image],
 ) -> torch.Tensor:  # fmt: skip
     w, h = wh
-    f, n = vq.factor, s.batch
+    f, n, dev = vq.factor, s.batch, g.device
     with torch.no_grad():
         if s.init_image is not None:
             image = load_image(Path(s.init_image)).resize((w, h), Image.Resampling.LANCZOS)
-            x = to_tensor(image)[None].repeat(n, 1, 1, 1)
+            x = to_tensor(image)[None].repeat(n, 1, 1, 1).to(dev)
             return vq.encode_latent(x * 2 - 1)
         if s.init_noise == "codes":
-            idx = torch.randint(0, vq.config.n_embed, (n, h // f, w // f), generator=g)
+            idx = torch.randint(0, vq.config.n_embed, (n, h // f, w // f), generator=g, device=dev)
             return vq.quantize.embed_indices(idx)
         if s.init_noise == "pixels":
-            x = torch.rand(n, 3, h, w, generator=g)
+            x = torch.rand(n, 3, h, w, generator=g, device=dev)
         elif s.init_noise == "plain":  # one flat gray canvas
-            x = torch.full((n, 3, h, w), 0.5)
+            x = torch.full((n, 3, h, w), 0.5, device=dev)
         else:  # gradient: a smooth blend between two random colours
-            a, b = torch.rand(n, 3, 1, 1, generator=g), torch.rand(n, 3, 1, 1, generator=g)
-            t = torch.linspace(0, 1, w).view(1, 1, 1, w)
+            a = torch.rand(n, 3, 1, 1, generator=g, device=dev)
+            b = torch.rand(n, 3, 1, 1, generator=g, device=dev)
+            t = torch.linspace(0, 1, w, device=dev).view(1, 1, 1, w)
             x = (a * (1 - t) + b * t).expand(n, 3, h, w)
         return vq.encode_latent(x * 2 - 1)
-
-
-def _optimizer(name: str, params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
-    classes: dict[str, Any] = {
-        "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD,
-        "radam": torch.optim.RAdam, "nadam": torch.optim.NAdam,
-        "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
-    }  # fmt: skip
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9)
-    opt: torch.optim.Optimizer = classes[name](params, lr=lr)
-    return opt
 
 
 def _lr(s: GenerateSettings, i: int) -> float:
@@ -182,6 +227,117 @@ def _lr(s: GenerateSettings, i: int) -> float:
     if s.schedule == "linear":
         return s.lr * (1 - t)
     return s.lr
+
+
+@dataclass
+class Loop:
+    """The state of one run: models, targets, cutters, the latent and its optimiser."""
+
+    s: GenerateSettings
+    clips: list[ClipBundle]
+    vq: VQGAN
+    device: torch.device
+    g: torch.Generator
+    cutters: list[Cutouts]
+    targets: list[list[_Target]]
+    clip_weights: tuple[float, ...]
+    n_scenes: int
+    every: int
+    z: torch.Tensor  # (B, D, h, w), the optimised latent
+    z0: torch.Tensor
+    zmin: torch.Tensor
+    zmax: torch.Tensor
+    opt: torch.optim.Optimizer
+    losses: list[float] = field(default_factory=list)
+
+
+def setup(
+    settings: GenerateSettings, clips: list[ClipBundle] | None = None, vqgan: VQGAN | None = None
+) -> Loop:
+    """Validates the settings, loads (or moves) the models and builds the run's state."""
+    from vqclip.clip.load import load_clip
+    from vqclip.devices import pick_device
+    from vqclip.io import load_image
+    from vqclip.vqgan.load import load_vqgan
+
+    s = settings.validate()
+    device = pick_device(s.device)
+    clips = clips or [load_clip(spec) for spec in s.clip]
+    vq = vqgan or load_vqgan(s.vqgan, config=s.vqgan_config, checkpoint=s.vqgan_checkpoint)
+    vq.to(device).eval().requires_grad_(False)
+    for c in clips:
+        c.model.to(device).eval().requires_grad_(False)
+        c.precision = s.precision
+    wh = round_size(vq, s.size)
+    s = replace(s, size=wh)
+    torch.manual_seed(s.seed)
+    g = torch.Generator(device=device).manual_seed(s.seed)
+    texts = [
+        p.text for scene in (parse_story(s.prompts) if s.prompts.strip() else []) for p in scene
+    ]
+    keep_position = s.prompt_aware and states_position(texts)
+    if keep_position:  # debug: eval-generate makes hundreds; the generate command says it once
+        log.debug("a prompt states a position: flips, large shifts and small cutouts are off")
+    cutters = [
+        Cutouts(c.image_size, s.cutn, cut_pow=s.cut_pow, min_frac=s.cut_min,
+                augments=s.augments, keep_position=keep_position, method=s.cut_method,
+                p=s.augment_p)
+        for c in clips
+    ]  # fmt: skip
+    per_clip = [
+        _targets(s, c, cut, wh, g, load_image) for c, cut in zip(clips, cutters, strict=True)
+    ]
+    n_scenes = per_clip[0][1]
+    z = _initial_latent(s, vq, wh, g, load_image).detach().clone()
+    z0 = z.clone()
+    z.requires_grad_(True)
+    return Loop(
+        s=s, clips=clips, vq=vq, device=device, g=g, cutters=cutters,
+        targets=[t for t, _ in per_clip], clip_weights=s.clip_weights or (1.0,) * len(clips),
+        n_scenes=n_scenes, every=s.story_every or math.ceil(s.iterations / n_scenes),
+        z=z, z0=z0, zmin=vq.codebook.min(dim=0).values[None, :, None, None],
+        zmax=vq.codebook.max(dim=0).values[None, :, None, None],
+        opt=make_optimizer(s.optimizer, [z], s.lr),
+    )  # fmt: skip
+
+
+def loss(loop: Loop, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The loss of each candidate at iteration ``i``: ``(loss (B,), image (B,3,H,W), scene)``."""
+    s, z = loop.s, loop.z
+    scene = min(i // loop.every, loop.n_scenes - 1)
+    image = clamp_with_grad((loop.vq.decode(quantize_st(loop.vq, z)) + 1) / 2)  # (B, 3, H, W)
+    total = torch.zeros(s.batch, device=loop.device)
+    for clip, cut, targets, cw in zip(
+        loop.clips, loop.cutters, loop.targets, loop.clip_weights, strict=True
+    ):
+        emb = clip.encode_pixels(cut(image, loop.g)).reshape(s.batch, s.cutn, -1)
+        for t in targets:
+            if t.scene is not None and t.scene != scene:
+                continue
+            total = total + cw * prompt_loss(emb, t.embedding, t.weight, t.stop)
+    if s.tv_weight > 0:
+        dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+        dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+        total = total + s.tv_weight * (dx + dy)
+    if s.init_weight > 0:
+        w = s.init_weight * ((1 - i / s.iterations) if s.init_weight_decay else 1.0)
+        total = total + w * ((z - loop.z0) ** 2).mean(dim=(1, 2, 3))
+    return total, image, scene
+
+
+def step(loop: Loop, i: int) -> dict[str, Any]:
+    """One optimiser step; returns the callback's state ``{"i", "loss", "image", "z", "scene"}``."""
+    for group in loop.opt.param_groups:
+        group["lr"] = _lr(loop.s, i)
+    total, image, scene = loss(loop, i)
+    loop.opt.zero_grad(set_to_none=True)
+    total.sum().backward()
+    loop.opt.step()
+    with torch.no_grad():
+        loop.z.copy_(torch.maximum(torch.minimum(loop.z, loop.zmax), loop.zmin))
+    loop.losses.append(float(total.detach().sum()))
+    return {"i": i, "loss": loop.losses[-1], "image": image.detach(), "z": loop.z.detach(),
+            "scene": scene}  # fmt: skip
 
 
 def generate(
@@ -196,111 +352,52 @@ def generate(
 
     Args:
         settings: what to make (see :class:`GenerateSettings`).
-        clips: already loaded CLIPs (else loaded from ``settings.clip``).
+        clips: already loaded CLIPs (else loaded from ``settings.clip``); they are
+            moved to the settings' device.
         vqgan: an already loaded VQGAN (else loaded from ``settings.vqgan``).
         callback: called after each step with ``{"i", "loss", "image" (B,3,H,W), "z"}``.
-        progress: show a progress bar with the loss.
+        progress: show a progress bar with the loss (log lines are written above it).
 
     Returns:
         The result; on Ctrl-C, the result so far with ``interrupted`` set.
     """
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from vqclip.clip.load import load_clip
-    from vqclip.shapes.files import load_image
-    from vqclip.vqgan.load import load_vqgan
-
-    s = settings.validate()
     t0 = time.perf_counter()
-    clips = clips or [load_clip(spec) for spec in s.clip]
-    vq = vqgan or load_vqgan(s.vqgan, config=s.vqgan_config, checkpoint=s.vqgan_checkpoint)
-    vq.eval().requires_grad_(False)
-    for c in clips:
-        c.model.eval().requires_grad_(False)
-    wh = round_size(vq, s.size)
-    s = replace(s, size=wh)
-    torch.manual_seed(s.seed)
-    g = torch.Generator().manual_seed(s.seed)
-    clip_weights = s.clip_weights or (1.0,) * len(clips)
-    per_clip = [_targets(s, c, load_image) for c in clips]
-    n_scenes = per_clip[0][1]
-    every = s.story_every or math.ceil(s.iterations / n_scenes)
-    texts = [
-        p.text for scene in (parse_story(s.prompts) if s.prompts.strip() else []) for p in scene
-    ]
-    keep_position = s.prompt_aware and states_position(texts)
-    if keep_position:
-        log.info("a prompt states a position: flips, large shifts and small cutouts are off")
-    cutters = [
-        Cutouts(c.image_size, s.cutn, cut_pow=s.cut_pow, min_frac=s.cut_min,
-                augments=s.augments, keep_position=keep_position)
-        for c in clips
-    ]  # fmt: skip
-    z = _initial_latent(s, vq, wh, g, load_image).detach().clone()
-    z0 = z.clone()
-    z.requires_grad_(True)
-    opt = _optimizer(s.optimizer, [z], s.lr)
-    zmin = vq.codebook.min(dim=0).values[None, :, None, None]
-    zmax = vq.codebook.max(dim=0).values[None, :, None, None]
-    losses: list[float] = []
-    t1 = time.perf_counter()
-    interrupted = False
-    bar = tqdm(range(s.iterations), desc="generate", disable=not progress)
-    try:
-        for i in bar:
-            scene = min(i // every, n_scenes - 1)
-            for group in opt.param_groups:
-                group["lr"] = _lr(s, i)
-            image = clamp_with_grad((vq.decode(quantize_st(vq, z)) + 1) / 2)  # (B, 3, H, W)
-            total = torch.zeros(s.batch)
-            for clip, cut, (targets, _), cw in zip(
-                clips, cutters, per_clip, clip_weights, strict=True
-            ):
-                emb = clip.encode_pixels(cut(image, g)).reshape(s.batch, s.cutn, -1)
-                for t in targets:
-                    if t.scene is not None and t.scene != scene:
-                        continue
-                    d = spherical_distance(emb, t.embedding).mean(dim=1)  # (B,)
-                    d = torch.maximum(d, torch.full_like(d, t.stop))  # no pull below stop
-                    total = total + cw * t.weight * d
-            if s.tv_weight > 0:
-                dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(dim=(1, 2, 3))
-                dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(dim=(1, 2, 3))
-                total = total + s.tv_weight * (dx + dy)
-            if s.init_weight > 0:
-                w = s.init_weight * ((1 - i / s.iterations) if s.init_weight_decay else 1.0)
-                total = total + w * ((z - z0) ** 2).mean(dim=(1, 2, 3))
-            opt.zero_grad(set_to_none=True)
-            total.sum().backward()
-            opt.step()
-            with torch.no_grad():
-                z.copy_(torch.maximum(torch.minimum(z, zmax), zmin))
-            losses.append(float(total.detach().sum()))
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if callback is not None:
-                callback({"i": i, "loss": losses[-1], "image": image.detach(), "z": z.detach(),
-                          "scene": scene})  # fmt: skip
-    except KeyboardInterrupt:
-        interrupted = True
-        log.warning("interrupted at iteration %d; keeping the current image", len(losses))
-    finally:
-        bar.close()
+    with logging_redirect_tqdm():  # notices go above the bar, never into it
+        loop = setup(settings, clips, vqgan)
+        s = loop.s
+        t1 = time.perf_counter()
+        interrupted = False
+        bar = tqdm(range(s.iterations), desc="generate", disable=not progress)
+        try:
+            for i in bar:
+                state = step(loop, i)
+                bar.set_postfix(loss=f"{state['loss']:.4f}")
+                if callback is not None:
+                    callback(state)
+        except KeyboardInterrupt:
+            interrupted = True
+            log.warning("interrupted at iteration %d; keeping the current image", len(loop.losses))
+        finally:
+            bar.close()
     with torch.no_grad():
-        zq = quantize_st(vq, z)
-        final = ((vq.decode(zq) + 1) / 2).clamp(0, 1)
-        scores = _scores(clips[0], final, per_clip[0][0])
+        zq = quantize_st(loop.vq, loop.z)
+        final = ((loop.vq.decode(zq) + 1) / 2).clamp(0, 1)
+        scores = _scores(loop.clips[0], final, loop.targets[0])
     candidates = [to_image(x) for x in final]
     best = max(range(s.batch), key=lambda k: scores[k])
     return GenerateResult(
-        image=candidates[best], latent=zq[best].detach(), losses=losses, scores=scores,
-        timings={"load_s": t1 - t0, "optimise_s": time.perf_counter() - t1},
-        settings=s, interrupted=interrupted, candidates=candidates,
+        image=candidates[best], latent=zq[best].detach().cpu(), losses=loop.losses,
+        scores=scores, timings={"load_s": t1 - t0, "optimise_s": time.perf_counter() - t1},
+        settings=s, interrupted=interrupted, candidates=candidates, device=str(loop.device),
     )  # fmt: skip
 
 
 def _scores(clip: ClipBundle, images: torch.Tensor, targets: list[_Target]) -> list[float]:
     """Mean cosine similarity of each image to the positive prompts (no augmentation)."""
-    positive = [t.embedding for t in targets if t.weight > 0]
+    positive = [t.embedding.mean(dim=0) for t in targets if t.weight > 0]
     if not positive:
         return [0.0] * images.shape[0]
     emb = clip.encode_pixels(images)  # (B, D)

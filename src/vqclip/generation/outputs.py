@@ -27,10 +27,26 @@ def save_result_png(
 
 
 def read_settings(path: Path) -> GenerateSettings:
-    """The settings saved in a PNG written by :func:`save_result_png`.
+    """The settings saved in a PNG written by :func:`save_result_png`, type-checked.
 
     Raises:
-        VqclipError: missing file, not a PNG, or no vqclip settings in it.
+        VqclipError: missing file, not a PNG, no vqclip settings in it, or a setting of
+            the wrong type (named in the message).
+    """
+    meta = read_meta(path)
+    if "settings" not in meta:
+        raise VqclipError(f"{path}: its vqclip chunk holds no settings")
+    try:
+        return GenerateSettings.from_json(meta["settings"])
+    except VqclipError as e:
+        raise VqclipError(f"{path}: {e}") from None
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """The whole ``vqclip`` chunk of a PNG (settings, version, device).
+
+    Raises:
+        VqclipError: missing file, not a PNG, or no readable vqclip chunk in it.
     """
     try:
         with Image.open(path) as im:
@@ -43,9 +59,11 @@ def read_settings(path: Path) -> GenerateSettings:
         raise VqclipError(f"{path} holds no vqclip settings (was it made by vqclip generate?)")
     try:
         meta = json.loads(text)
-        return GenerateSettings.from_json(meta["settings"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+    except json.JSONDecodeError as e:
         raise VqclipError(f"{path}: unreadable vqclip settings ({e})") from None
+    if not isinstance(meta, dict):
+        raise VqclipError(f"{path}: its vqclip chunk is not a JSON object")
+    return meta
 
 
 class VideoWriter:

@@ -57,12 +57,27 @@ def parse_story(spec: str) -> list[list[Prompt]]:
     return scenes
 
 
-def parse_weighted_path(spec: str) -> tuple[str, float]:
-    """``PATH[:weight]`` for image prompts (a Windows drive letter is kept in the path)."""
-    head, sep, tail = spec.rpartition(":")
-    if sep and head and not (len(head) == 1 and head.isalpha()):
-        return head, _number(tail, "weight", spec)
-    return spec, 1.0
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def parse_image_prompt(spec: str) -> tuple[str, float, float]:
+    """``PATH[:weight[:stop]]`` for image prompts, as the reference splits them.
+
+    Trailing ``:number`` parts are the weight and stop; anything before them is the path
+    (so a Windows drive letter or a colon inside a file name stays in the path).
+    """
+    parts = spec.split(":")
+    numbers: list[float] = []
+    while len(parts) > 1 and len(numbers) < 2 and _is_number(parts[-1]):
+        numbers.insert(0, _number(parts.pop(), "weight or stop", spec))
+    weight = numbers[0] if numbers else 1.0
+    stop = numbers[1] if len(numbers) > 1 else -math.inf
+    return ":".join(parts), weight, stop
 
 
 def parse_noise_prompt(spec: str) -> tuple[int, float]:

@@ -1,19 +1,38 @@
-"""Generation settings: one frozen dataclass, saved beside every output."""
+"""Generation settings: one frozen dataclass, the single source of truth for every front door.
+
+Each field carries its help text and, where it has them, its choices; the CLI's flags
+(and any other front end) are generated from the fields, so none of them can disagree
+about names, defaults or checks. Resolution order: defaults ← preset ← what the user
+gave (:meth:`GenerateSettings.resolve`). All checks live in :meth:`validate` (ranges,
+choices, counts) and :meth:`from_json` (types), and each names the setting it rejects.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+import math
+import re
+import typing
+from dataclasses import dataclass, field
 from typing import Any
 
 from vqclip.errors import VqclipError
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "radam", "nadam", "adagrad", "rmsprop")
+OPTIMIZERS = ("adam", "adamw", "adamax", "diffgrad", "sgd", "radam", "nadam", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear")
 INIT_NOISE = ("codes", "pixels", "gradient", "plain")
+CUT_METHODS = ("crops", "pooled")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+AUGMENTS = (
+    "flip", "affine", "perspective", "color", "noise", "erase",  # vqclip's own, batched
+    "rotate", "shear", "sharpness", "jitter", "resized_crop", "elastic", "thin_plate",
+)  # fmt: skip
 PRESETS: dict[str, dict[str, Any]] = {
     "shapes": {},
+    # nerdyrodent generate.py's defaults on its usual models: ViT-B/32 + imagenet f16 16384,
+    # Adam lr 0.1, 32 pooled cutouts with its default augments (Af, Pe, Ji, Er) at p=0.7,
+    # then its always-on noise.
     "imagenet": {
         "clip": ("ViT-B-32:openai",),
         "vqgan": "imagenet_f16_16384",
@@ -21,68 +40,109 @@ PRESETS: dict[str, dict[str, Any]] = {
         "cutn": 32,
         "cut_pow": 1.0,
         "cut_min": 0.25,
-        "augments": ("flip", "affine", "perspective", "noise"),
+        "cut_method": "pooled",
+        "augments": ("affine", "perspective", "jitter", "erase", "noise"),
+        "augment_p": 0.7,
         "lr": 0.1,
         "iterations": 300,
     },
 }
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+class SettingError(VqclipError):
+    """A setting with a bad value. ``str()`` names the setting; the CLI names its flag."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        self.setting, self.problem = setting, problem
+        super().__init__(f"setting {setting!r} {problem}")
+
+
+def _f(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
 class GenerateSettings:
-    """Everything a generation depends on. The defaults use the embedded models."""
+    """Everything a generation depends on. The defaults use the embedded models on the CPU."""
 
-    prompts: str = ""
-    image_prompts: tuple[str, ...] = ()
-    noise_prompts: tuple[str, ...] = ()
-    clip: tuple[str, ...] = ("shapes",)
-    clip_weights: tuple[float, ...] = ()
-    vqgan: str = "shapes"
-    vqgan_config: str | None = None
-    vqgan_checkpoint: str | None = None
-    size: tuple[int, int] | None = None  # (width, height); None = the VQGAN's resolution
-    iterations: int = 60
-    lr: float = 0.2
-    optimizer: str = "adam"
-    schedule: str = "constant"
-    seed: int = 0
-    cutn: int = 8
-    cut_pow: float = 1.0
-    cut_min: float = 0.8
-    augments: tuple[str, ...] = ("affine", "color", "noise")
-    prompt_aware: bool = True
-    init_image: str | None = None
-    init_noise: str = "codes"
-    init_weight: float = 0.0
-    init_weight_decay: bool = False
-    story_every: int = 0
-    tv_weight: float = 0.0  # total-variation penalty: smooths specks away
-    batch: int = 1
+    prompts: str = _f("", "text prompts 'text:weight:stop | ...'; '^' separates story scenes")
+    image_prompts: tuple[str, ...] = _f((), "image prompt PATH[:weight[:stop]]; repeat for more")
+    noise_prompts: tuple[str, ...] = _f((), "noise prompt SEED:WEIGHT; repeat for more")
+    clip: tuple[str, ...] = _f(("shapes",), "CLIP: shapes, ARCH:TAG, a folder or a file; repeat")
+    clip_weights: tuple[float, ...] = _f((), "loss weight of each --clip (one per --clip)")
+    vqgan: str = _f("shapes", "VQGAN: shapes, a registry name (vqclip models) or a folder")
+    vqgan_config: str | None = _f(None, "a taming config .yaml (with --vqgan-checkpoint)")
+    vqgan_checkpoint: str | None = _f(None, "a taming checkpoint .ckpt (with --vqgan-config)")
+    size: tuple[int, int] | None = _f(None, "width and height in pixels")
+    iterations: int = _f(60, "optimisation steps")
+    lr: float = _f(0.2, "learning rate")
+    optimizer: str = _f("adam", "optimiser of the latent", OPTIMIZERS)
+    schedule: str = _f("constant", "learning-rate schedule", SCHEDULES)
+    seed: int = _f(0, "random seed (bitwise reproducible on the CPU)")
+    cutn: int = _f(8, "cutouts scored by CLIP per step")
+    cut_method: str = _f("crops", "random crops, or the reference's pooled views", CUT_METHODS)
+    cut_pow: float = _f(1.0, "crop size exponent (> 1 favours small crops)")
+    cut_min: float = _f(0.8, "smallest crop side, as a share of the image side")
+    augments: tuple[str, ...] = _f(("affine", "color", "noise"), "augmentations", AUGMENTS)
+    augment_p: float = _f(1.0, "probability that each augmentation is applied to a view")
+    prompt_aware: bool = _f(True, "no flips, shifts or small crops when a prompt states a place")
+    init_image: str | None = _f(None, "start from this image")
+    init_noise: str = _f("codes", "how the latent starts without --init-image", INIT_NOISE)
+    init_weight: float = _f(0.0, "pull of the latent towards its start")
+    init_weight_decay: bool = _f(False, "let that pull fade out over the run")
+    story_every: int = _f(0, "iterations per story scene (0: spread evenly)")
+    tv_weight: float = _f(0.0, "total-variation penalty: smooths specks away")
+    batch: int = _f(1, "candidates made at once; the best by CLIP score is kept")
+    device: str = _f("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
+    precision: str = _f("auto", "CLIP's autocast on CUDA (auto = bf16 where supported)", PRECISIONS)
 
     def validate(self) -> GenerateSettings:
-        """Checks every value; returns self. Raises a one-line :class:`VqclipError`."""
-        if self.iterations < 1:
-            raise VqclipError(f"--iterations must be at least 1, got {self.iterations}")
-        if self.optimizer not in OPTIMIZERS:
-            raise VqclipError(
-                f"unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise VqclipError(
-                f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}"
-            )
-        if self.init_noise not in INIT_NOISE:
-            raise VqclipError(
-                f"unknown --init-noise {self.init_noise!r}; choose from {', '.join(INIT_NOISE)}"
-            )
-        if self.batch < 1:
-            raise VqclipError(f"--batch must be at least 1, got {self.batch}")
-        if self.tv_weight < 0:
-            raise VqclipError(f"--tv-weight must be >= 0, got {self.tv_weight}")
-        if self.lr <= 0:
-            raise VqclipError(f"--lr must be > 0, got {self.lr}")
-        if self.clip_weights and len(self.clip_weights) != len(self.clip):
-            raise VqclipError("give one --clip-weight per --clip")
+        """Checks every value; returns self. Raises a one-line :class:`SettingError`."""
+        positive_ints = ("iterations", "cutn", "batch")
+        for name in positive_ints:
+            if getattr(self, name) < 1:
+                raise SettingError(name, f"must be at least 1, got {getattr(self, name)}")
+        for name, meta in _metadata().items():
+            choices = meta["choices"]
+            value = getattr(self, name)
+            values = value if isinstance(value, tuple) else (value,)
+            bad = [v for v in values if choices and v not in choices]
+            if bad:
+                raise SettingError(name, f"has unknown value {bad[0]!r}; choose from "
+                                   f"{', '.join(choices)}")  # fmt: skip
+        for name in ("lr",):
+            if not self.lr > 0 or not math.isfinite(self.lr):
+                raise SettingError(name, f"must be > 0, got {self.lr}")
+        for name in ("tv_weight", "init_weight"):
+            if getattr(self, name) < 0:
+                raise SettingError(name, f"must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.cut_min <= 1:
+            raise SettingError("cut_min", f"must be in (0, 1], got {self.cut_min}")
+        if not 0 <= self.augment_p <= 1:
+            raise SettingError("augment_p", f"must be in [0, 1], got {self.augment_p}")
+        if self.cut_pow <= 0:
+            raise SettingError("cut_pow", f"must be > 0, got {self.cut_pow}")
+        if self.seed < 0 or self.story_every < 0:
+            raise SettingError("seed" if self.seed < 0 else "story_every", "must be >= 0")
+        if self.size is not None and min(self.size) < 1:
+            raise SettingError("size", f"must be positive, got {self.size}")
+        if self.clip_weights and len(self.clip) > 1 and len(self.clip_weights) != len(self.clip):
+            raise SettingError(
+                "clip_weights", f"needs one weight per clip ({len(self.clip)}), "
+                f"got {len(self.clip_weights)}",
+            )  # fmt: skip
+        if not self.clip:
+            raise SettingError("clip", "needs at least one CLIP")
+        if self.clip_weights and len(self.clip) == 1:
+            raise SettingError(
+                "clip_weights", "weigh several CLIPs against each other; with one CLIP, "
+                "scale a prompt's weight ('text:2') instead",
+            )  # fmt: skip
+        if (self.vqgan_config is None) != (self.vqgan_checkpoint is None):
+            raise SettingError("vqgan_config", "and vqgan_checkpoint go together; give both")
+        if not _DEVICE.match(self.device):
+            raise SettingError("device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if not (self.prompts.strip() or self.image_prompts or self.noise_prompts):
             raise VqclipError(
                 'nothing to aim at: give a prompt, e.g. vqclip generate "a red circle"'
@@ -93,13 +153,83 @@ class GenerateSettings:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> GenerateSettings:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
+    def from_json(cls, data: Any) -> GenerateSettings:
+        """Settings from JSON (a PNG's chunk, a file, a form), each field type-checked.
+
+        Raises:
+            SettingError: an unknown setting, or a value of the wrong type.
+        """
+        if not isinstance(data, dict):
+            raise VqclipError(f"settings must be a JSON object, got {type(data).__name__}")
+        hints = _hints()
+        unknown = sorted(set(data) - set(hints))
         if unknown:
-            raise VqclipError(f"unknown setting(s) {unknown}")
-        fixed: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**fixed)
+            raise VqclipError(f"unknown setting {unknown[0]!r}; known: {', '.join(hints)}")
+        return cls(**{k: _coerce(k, v, hints[k]) for k, v in data.items()})
+
+    def resolve(self, preset: str | None, given: dict[str, Any]) -> GenerateSettings:
+        """``self`` (the defaults) ← the preset's values ← the values the user gave."""
+        if preset is not None and preset not in PRESETS:
+            raise SettingError("preset", f"unknown {preset!r}; choose from {', '.join(PRESETS)}")
+        return dataclasses.replace(self, **{**PRESETS[preset or "shapes"], **given})
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True)
+
+
+def _metadata() -> dict[str, dict[str, Any]]:
+    return {f.name: dict(f.metadata) for f in dataclasses.fields(GenerateSettings)}
+
+
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(GenerateSettings)
+
+
+def field_specs() -> list[tuple[str, Any, Any, str, tuple[str, ...] | None]]:
+    """(name, type, default, help, choices) of every setting, in declaration order."""
+    hints = _hints()
+    return [
+        (f.name, hints[f.name], f.default, f.metadata["help"], f.metadata["choices"])
+        for f in dataclasses.fields(GenerateSettings)
+    ]
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the setting's type (lists become tuples), or a :class:`SettingError`."""
+    args = typing.get_args(hint)
+    if type(None) in args:  # X | None
+        if value is None:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        args = typing.get_args(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise SettingError(name, f"must be true or false, got {_kind(value)}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise SettingError(name, f"must be an integer, got {_kind(value)} {value!r}"[:200])
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise SettingError(name, f"must be a finite number, got {value!r}")
+            return float(value)
+        raise SettingError(name, f"must be a number, got {_kind(value)} {value!r}"[:200])
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise SettingError(name, f"must be a string, got {_kind(value)}")
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SettingError(name, f"must be a list, got {_kind(value)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(name, v, args[0]) for v in value)
+        if len(value) != len(args):
+            raise SettingError(name, f"must be a list of {len(args)}, got {len(value)} item(s)")
+        return tuple(_coerce(name, v, a) for v, a in zip(value, args, strict=True))
+    raise SettingError(name, f"has an unsupported type {hint}")  # pragma: no cover

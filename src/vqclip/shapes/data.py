@@ -6,27 +6,14 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import IterableDataset, get_worker_info
 
 from vqclip.errors import VqclipError
+from vqclip.io import to_tensor
 from vqclip.shapes.render import render
 from vqclip.shapes.sampler import sample_scene, split_seed
 from vqclip.shapes.spoil import spoil
-
-
-def to_tensor(image: Image.Image) -> torch.Tensor:
-    """Returns an RGB image as a float tensor (3, H, W) in [0, 1]."""
-    arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
-
-
-def to_image(x: torch.Tensor) -> Image.Image:
-    """A (3, H, W) tensor in [0, 1] as an RGB image (rounded to 8 bits)."""
-    arr = (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(arr))
 
 
 class ShapesDataset(IterableDataset):

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from vqclip.errors import VqclipError
@@ -75,14 +74,3 @@ def read_scenes(path: Path) -> Iterator[Scene]:
                 yield Scene.loads(line)
             except VqclipError as e:
                 raise VqclipError(f"{path}:{lineno}: {e}") from None
-
-
-def load_image(path: Path) -> Image.Image:
-    """Opens an image as RGB, or raises a one-line error naming the file."""
-    try:
-        with Image.open(path) as im:
-            return im.convert("RGB")
-    except FileNotFoundError:
-        raise VqclipError(f"image not found: {path}") from None
-    except (UnidentifiedImageError, OSError) as e:
-        raise VqclipError(f"cannot read image {path}: {e}") from None

@@ -21,14 +21,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from vqclip.devices import bf16_autocast, pick_device
 from vqclip.errors import VqclipError
 from vqclip.shapes.data import ShapesDataset
 from vqclip.training import (
     RunClock,
-    bf16_autocast,
     cosine_lr,
     load_checkpoint,
-    pick_device,
     save_checkpoint,
 )
 from vqclip.vqgan.discriminator import PatchDiscriminator
@@ -201,12 +200,8 @@ def train_vqgan(s: VqganTrainSettings, resume: bool = False, progress: bool = Tr
 
 def save_vqgan_dir(model: VQGAN, folder: Path) -> None:
     """Writes ``folder/vqgan.safetensors`` + ``config.json``, atomically."""
-    from safetensors.torch import save
+    from vqclip.io import atomic_open, save_safetensors
 
-    from vqclip.io import atomic_open
-
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_open(folder / "vqgan.safetensors", "wb") as f:
-        f.write(save(state))
+    save_safetensors(model, folder / "vqgan.safetensors")
     with atomic_open(folder / "config.json") as f:
         json.dump(model.config.to_dict(), f, indent=2)
