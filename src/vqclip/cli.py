@@ -127,6 +127,15 @@ def _build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--out", type=Path, default=Path("shapeseval"), help="output folder")
     eg.add_argument("--iterations", type=positive, help="override the default iterations")
     eg.add_argument("--ablate", action="store_true", help="also run the plain method")
+    eg.add_argument("--clip", action="append", help="the CLIP(s) to generate with (default shapes)")
+    eg.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
+    eg.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                    help="CLIP's autocast on CUDA (default: auto)")  # fmt: skip
+    eg.add_argument(
+        "--categories",
+        default="single,position,pair,count,held-out",
+        help="comma-separated subset of the categories (seeds stay as in a full run)",
+    )
     eg.add_argument("--json", action="store_true", help="print JSON")
     eg.set_defaults(func=cmd_eval_generate)
     v = sub.add_parser("train-vqgan", parents=[common], help="train a small VQGAN on Shapes world")
@@ -144,7 +153,7 @@ def _add_clip_args(p: argparse.ArgumentParser) -> None:
 
 def _load_clip_arg(args: argparse.Namespace) -> Any:
     from vqclip.clip.load import load_clip
-    from vqclip.training import pick_device
+    from vqclip.devices import pick_device
 
     return load_clip(args.clip, arch=args.clip_arch, device=str(pick_device(args.device)))
 
@@ -163,7 +172,7 @@ def _cmd_eval_clip(args: argparse.Namespace) -> int:
 
 def _cmd_classify(args: argparse.Namespace) -> int:
     from vqclip.clip.zeroshot import ZeroShotClassifier, resolve_templates
-    from vqclip.shapes.files import load_image
+    from vqclip.io import load_image
 
     if args.labels_file is not None:
         try:
@@ -200,7 +209,7 @@ def _add_vqgan_args(p: argparse.ArgumentParser) -> None:
 
 
 def _load_vqgan_arg(args: argparse.Namespace) -> Any:
-    from vqclip.training import pick_device
+    from vqclip.devices import pick_device
     from vqclip.vqgan.load import load_vqgan
 
     return load_vqgan(
@@ -313,8 +322,8 @@ def _cmd_shapes_export(args: argparse.Namespace) -> int:
 
 
 def _judge_one(args: argparse.Namespace) -> int:
+    from vqclip.io import load_image
     from vqclip.shapes import judge, parse_prompt
-    from vqclip.shapes.files import load_image
 
     if args.prompt is None:
         raise VqclipError('judging one image needs --prompt "..." (or use --scenes FILE)')
@@ -336,8 +345,9 @@ def _part_kind(name: str) -> str:
 
 
 def _judge_scenes(args: argparse.Namespace) -> int:
+    from vqclip.io import load_image
     from vqclip.shapes import analyse, compare
-    from vqclip.shapes.files import load_image, read_scenes
+    from vqclip.shapes.files import read_scenes
     from vqclip.shapes.mutate import mutations
 
     root = args.images or args.scenes.parent

@@ -25,15 +25,14 @@ from vqclip.clip.model import (
     make_bundle,
     save_model_dir,
 )
+from vqclip.clip.samples import energy_loss
+from vqclip.devices import bf16_autocast, dist_info, pick_device
 from vqclip.errors import VqclipError
 from vqclip.shapes.data import ShapesDataset
 from vqclip.training import (
     RunClock,
-    bf16_autocast,
     cosine_lr,
-    dist_info,
     load_checkpoint,
-    pick_device,
     save_checkpoint,
 )
 
@@ -64,6 +63,14 @@ class ClipTrainSettings:
     time_budget: float = 0.0  # seconds; > 0 ends the run (schedule included) by then
     init: str = ""  # a CLIP to start from (e.g. "shapes" or a model folder); empty = random
     hard_negatives: bool = False  # add a spoiled render of each scene as a negative
+    samples: str = "none"  # the critic's own samples as an energy term: none|loop|sgld|both
+    energy_weight: float = 1.0  # weight of the energy term
+    energy_temperature: float = 10.0  # its logistic temperature; 0 = contrastive divergence
+    buffer_size: int = 256  # persistent chains per sampler
+    sample_batch: int = 16  # chains refreshed and scored per step
+    sample_steps: int = 2  # sampling steps per refresh
+    sample_reinit: float = 0.05  # chance a picked chain restarts from noise
+    sample_vqgan: str = "shapes"  # the VQGAN the loop sampler decodes with
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -122,6 +129,46 @@ def _dataset(s: ClipTrainSettings, start: int, rank: int, world: int, size: int)
     return CsvDataset(Path(s.data), size=size, start=start, rank=rank, world_size=world)
 
 
+def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int) -> list[Any]:
+    """One :class:`~vqclip.clip.samples.CriticSampler` per kind ``--samples`` asks for."""
+    from vqclip.clip.samples import CriticSampler, SamplerSettings, sampler_kinds
+
+    kinds = sampler_kinds(s.samples)
+    if kinds and s.data != "shapes":
+        raise VqclipError("--samples needs --data shapes (the chains aim at its scenes)")
+    if kinds and (s.energy_weight < 0 or s.energy_temperature < 0):
+        raise VqclipError("--energy-weight and --energy-temperature must be >= 0")
+    out = []
+    for k, kind in enumerate(kinds):
+        settings = SamplerSettings(
+            kind=kind, buffer_size=s.buffer_size, batch=s.sample_batch, steps=s.sample_steps,
+            reinit=s.sample_reinit,
+        ).validate()  # fmt: skip
+        vq = None
+        if kind == "loop":
+            from vqclip.vqgan.load import load_vqgan
+
+            vq = load_vqgan(s.sample_vqgan).to(device)
+        seed = s.seed * 1000 + 100 * rank + k
+        out.append(CriticSampler(settings, bundle, vq, seed=seed).to(device))
+    return out
+
+
+def _energy(samplers: list[Any], device: torch.device) -> tuple[torch.Tensor, list[str], int]:
+    """Refreshes every sampler; returns (sample views | real views, captions, count)."""
+    from vqclip.clip.samples import render_of
+
+    samples, reals, captions = [], [], []
+    for sm in samplers:
+        pics, scenes, caps, keep = sm.refresh()
+        real = torch.stack([render_of(k, pics.shape[-1]) for k in scenes]).to(device)
+        views = sm.views(torch.cat([pics, real]), torch.cat([keep, keep]))
+        samples.append(views[: len(caps)])
+        reals.append(views[len(caps) :])
+        captions += caps
+    return torch.cat(samples + reals).detach(), captions, len(captions)
+
+
 def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True) -> Path:
     """Trains a CLIP; returns the folder of the final model (open_clip ``local-dir`` layout).
 
@@ -144,9 +191,14 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
     opt = torch.optim.AdamW(
         _param_groups(model, s.weight_decay), lr=s.lr, betas=(0.9, 0.98), eps=1e-6
     )
+    bundle = make_bundle(model, model_cfg, SHAPES_PREPROCESS, "training")
+    samplers = _samplers(s, bundle, device, rank)
+    buffers = {f"buffer_{sm.s.kind}_rank{rank}": sm.buffer for sm in samplers}
     step = 0
     if resume:
         step = int(load_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, device)["step"])
+        if buffers:
+            load_checkpoint(ckpt, buffers, {}, device)
         log.info("resumed from %s at step %d", ckpt, step)
     net: torch.nn.Module = model
     if world > 1:
@@ -160,7 +212,7 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
         collate_fn=_Batches(model_cfg["text_cfg"].get("context_length", 77)),
         pin_memory=device.type == "cuda", persistent_workers=s.workers > 0,
     )  # fmt: skip
-    bundle = make_bundle(model, model_cfg, SHAPES_PREPROCESS, "training")
+    tokenize = _Batches(model_cfg["text_cfg"].get("context_length", 77)).tokenizer
     gen = torch.Generator(device=device).manual_seed(s.seed * 1000 + rank + step)
 
     def meta(step: int) -> dict[str, Any]:
@@ -185,13 +237,24 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 group["lr"] = cosine_lr(
                     step, lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, progress=clock.progress(step)
                 )
+            n_real, n_e = tokens.shape[0], 0
+            if samplers:  # the critic's own samples, then the real renders they aim at
+                extra, captions, n_e = _energy(samplers, device)
+                images = torch.cat([images, extra])
+                tokens = torch.cat([tokens, tokenize(captions).to(device)])
             with bf16_autocast(device):
                 img_f, txt_f, _ = net(bundle.normalize(images), tokens)
-            img_f, neg_f = img_f[: tokens.shape[0]], img_f[tokens.shape[0] :]
+            img_f, sample_f = img_f[: len(img_f) - 2 * n_e], img_f[len(img_f) - 2 * n_e :]
+            img_f, neg_f = img_f[:n_real], img_f[n_real:]
+            txt_f, cap_f = txt_f[:n_real], txt_f[n_real:]
             loss, acc = clip_loss(
                 img_f.float(), txt_f.float(), model.logit_scale,
                 neg_f.float() if len(neg_f) else None,
             )  # fmt: skip
+            if n_e:
+                energy = energy_loss(sample_f[:n_e].float(), sample_f[n_e:].float(), cap_f.float(),
+                                     s.energy_temperature)  # fmt: skip
+                loss = loss + s.energy_weight * energy
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
@@ -199,13 +262,17 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
             with torch.no_grad():
                 model.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
             step += 1
-            seen += tokens.shape[0] * world
+            seen += n_real * world
             if rank == 0:
                 rate = seen / (time.perf_counter() - t0)
-                bar.set_postfix(
-                    loss=f"{loss.item():.3f}", acc=f"{acc.item():.2f}", sps=f"{rate:.0f}"
-                )
+                post = {"loss": f"{loss.item():.3f}", "acc": f"{acc.item():.2f}"}
+                if n_e:
+                    post["energy"] = f"{energy.item():+.3f}"
+                bar.set_postfix(**post, sps=f"{rate:.0f}")
                 bar.update(1)
+            if s.save_every and step % s.save_every == 0:
+                _save_buffers(ckpt, buffers, rank)
+            if rank == 0:
                 if s.save_every and step % s.save_every == 0:
                     save_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, meta(step))
                     save_model_dir(model, model_cfg, SHAPES_PREPROCESS, out / "model", half=True)
@@ -214,6 +281,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                     model.train()
     finally:
         bar.close()
+        if step > 0:
+            _save_buffers(ckpt, buffers, rank)
         if rank == 0 and step > 0:
             save_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, meta(step))
             save_model_dir(model, model_cfg, SHAPES_PREPROCESS, out / "model", half=True)
@@ -221,6 +290,12 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
         if world > 1 and dist.is_initialized():
             dist.destroy_process_group()
     return out / "model"
+
+
+def _save_buffers(ckpt: Path, buffers: dict[str, torch.nn.Module], rank: int) -> None:
+    """Each process writes its own replay buffers (before rank 0's ``state.json``)."""
+    if buffers:
+        save_checkpoint(ckpt, buffers, {}, {}, meta_name=f"buffers_rank{rank}.json")
 
 
 def _load_init(model: torch.nn.Module, spec: str) -> None:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
 from vqclip.shapes.captions import NUMBERS, PLURALS, POSITIONS, article
-from vqclip.shapes.judge import judge
+from vqclip.shapes.grade import ATTRIBUTES, grade
 from vqclip.shapes.sampler import sample_scene
 from vqclip.shapes.scene import EVAL_SEED_START, HELD_OUT, Scene
 
@@ -89,14 +89,29 @@ def wilson(passed: int, n: int, z: float = 1.96) -> tuple[float, float]:
 @dataclass
 class CategoryResult:
     passed: int = 0
+    lenient: int = 0
     n: int = 0
     scores: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    attributes: dict[str, list[int]] = field(default_factory=dict)  # name -> [passed, asked]
+
+    def add(self, passed: bool, lenient: bool, attributes: dict[str, bool | None]) -> None:
+        self.passed += passed
+        self.lenient += lenient
+        self.n += 1
+        for name, ok in attributes.items():
+            if ok is not None:
+                counts = self.attributes.setdefault(name, [0, 0])
+                counts[0] += ok
+                counts[1] += 1
 
     def summary(self) -> dict[str, Any]:
         lo, hi = wilson(self.passed, self.n)
+        llo, lhi = wilson(self.lenient, self.n)
         return {
             "pass_rate": self.passed / max(1, self.n), "ci95": [lo, hi], "n": self.n,
+            "lenient_rate": self.lenient / max(1, self.n), "lenient_ci95": [llo, lhi],
+            "attributes": {a: c[0] / c[1] for a in ATTRIBUTES if (c := self.attributes.get(a))},
             "clip_score": sum(self.scores) / max(1, len(self.scores)),
             "seconds_per_image": sum(self.seconds) / max(1, len(self.seconds)),
         }  # fmt: skip
@@ -109,8 +124,12 @@ def eval_generate(
     n: int, settings: GenerateSettings, *, progress: bool = False,
     keep: list[tuple[Image.Image, str]] | None = None,
     on_image: Callable[[dict[str, dict[str, Any]]], None] | None = None,
+    categories: tuple[str, ...] = CATEGORIES,
 ) -> dict[str, dict[str, Any]]:  # fmt: skip
     """Runs ShapesEval for one method; returns a summary per category.
+
+    Prompt ``k`` of the whole run (all categories) always gets seed ``settings.seed + k``,
+    so running a subset of ``categories`` gives the same images as the full run.
 
     ``keep`` collects the first :data:`SHEET_PER_CATEGORY` images of each category
     with their verdicts; ``on_image`` gets the summaries so far after each image
@@ -124,21 +143,22 @@ def eval_generate(
     vq = load_vqgan(settings.vqgan, config=settings.vqgan_config,
                     checkpoint=settings.vqgan_checkpoint)  # fmt: skip
     results = {c: CategoryResult() for c in CATEGORIES}
-    jobs = [(c, p) for c in CATEGORIES for p in prompts_for(c, n)]
-    for k, (category, text) in enumerate(tqdm(jobs, desc="eval-generate", disable=not progress)):
+    jobs = [(k, c, p) for k, (c, p) in enumerate(
+        (c, p) for c in CATEGORIES for p in prompts_for(c, n)) if c in categories]  # fmt: skip
+    for k, category, text in tqdm(jobs, desc="eval-generate", disable=not progress):
         t0 = time.perf_counter()
         r = generate(replace(settings, prompts=text, seed=settings.seed + k), clips=clips, vqgan=vq)
         res = results[category]
         res.seconds.append(time.perf_counter() - t0)
         res.scores.append(max(r.scores))
-        verdict = judge(r.image, parse_prompt(text))
-        res.passed += verdict.passed
-        res.n += 1
+        g = grade(r.image, parse_prompt(text))
+        res.add(g.strict, g.lenient, g.attributes)
         if keep is not None and res.n <= SHEET_PER_CATEGORY:
-            keep.append((r.image, f"{'PASS' if verdict.passed else 'fail'}: {text}"))
+            marks = f"{'PASS' if g.strict else 'fail'}/{'pass' if g.lenient else 'fail'}"
+            keep.append((r.image, f"{marks}: {text}"))
         if on_image is not None:
             on_image({c: results[c].summary() for c in CATEGORIES if results[c].n})
-    return {c: results[c].summary() for c in CATEGORIES}
+    return {c: results[c].summary() for c in CATEGORIES if results[c].n}
 
 
 def markdown(methods: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -164,6 +184,22 @@ def markdown(methods: dict[str, dict[str, dict[str, Any]]]) -> str:
             scores.append(f"{r['clip_score']:.3f}")
         secs = methods[names[0]][c]["seconds_per_image"]
         rows.append(f"| {c} | " + " | ".join(cells + scores) + f" | {secs:.1f} |")
+    return "\n".join([*rows, "", graded_markdown(methods)])
+
+
+def graded_markdown(methods: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Per method and category: strict and lenient pass, and each attribute's accuracy."""
+    head = "| method | category | strict | lenient | " + " | ".join(ATTRIBUTES) + " |"
+    rows = [head, "|---" * (4 + len(ATTRIBUTES)) + "|"]
+    for m, cats in methods.items():
+        for c in CATEGORIES:
+            r = cats.get(c)
+            if r is None:
+                continue
+            attrs = r.get("attributes", {})
+            cells = [f"{100 * attrs[a]:.0f}%" if a in attrs else "—" for a in ATTRIBUTES]
+            rates = f"{100 * r['pass_rate']:.0f}% | {100 * r.get('lenient_rate', 0):.0f}%"
+            rows.append(f"| {m} | {c} | {rates} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Fine-tunes the embedded CLIP as a critic against the loop's own samples (persistent
+# chains of vqclip's VQGAN+CLIP loop, see vqclip.clip.samples), from the shipped weights.
+# Usage: scripts/train_critic.sh OUT_DIR
+#   BUDGET_S   seconds of training (default 2400: the CPU run of the README, one thread)
+#   CRITIC_ARGS extra train-clip options, e.g. '--samples both' or '--energy-temperature 0'
+# The same command runs on a GPU (where a lease allows): there, raise the batch and the
+# chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
+set -euo pipefail
+out=${1:?usage: scripts/train_critic.sh OUT_DIR}
+budget=${BUDGET_S:-2400}
+mkdir -p "$out"
+python3 -m vqclip train-clip --out "$out" --init shapes --samples loop --seed 0 \
+  --steps 100000 --time-budget "$budget" --batch-size 64 --lr 1e-4 --min-lr 1e-6 --warmup 50 \
+  --buffer-size 64 --sample-batch 8 --sample-steps 2 --energy-weight 0.5 \
+  --energy-temperature 2 --save-every 100 --eval-every 200 --eval-n 200 --workers 0 \
+  ${CRITIC_ARGS:-}

@@ -1,0 +1,309 @@
+"""Samples of the critic's own gradient flow, kept in a replay buffer, for training the critic.
+
+This is the energy-based recipe of JEM (Grathwohl et al., 2019) as CLIP-JEM (Ganz & Elad,
+2024) applies it to CLIP: besides the contrastive loss, what the critic's gradient makes
+for a caption ``c`` must score below the real picture of ``c``. The samples are
+persistent chains in a :class:`ReplayBuffer`, so each training step pays for a few
+sampling steps only. Two samplers:
+
+- ``loop``: vqclip's own VQGAN+CLIP loop with the generator's default settings
+  (straight-through quantisation, the same cutouts and augmentations, Adam with the
+  same learning rate). Each chain keeps its latent, its Adam moments and its age, so a
+  chain *is* a generation run, spread over training steps, against a critic that keeps
+  learning; at the generator's iteration count it starts again from random codes.
+- ``sgld``: Langevin dynamics on the pixels (JEM's sampler): a gradient step on the
+  energy ``-scale · cos(image, caption)`` plus Gaussian noise.
+
+The energy term (:func:`energy_loss`) compares the critic's score of each sample with
+its score of the real render of the same caption, both seen through one of the loop's
+augmented views: contrastive divergence, or its logistic (bounded) form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vqclip.clip.model import ClipBundle
+from vqclip.errors import VqclipError
+from vqclip.generation.cutouts import Cutouts, states_position
+from vqclip.generation.generator import clamp_with_grad, quantize_st, spherical_distance
+from vqclip.generation.settings import GenerateSettings
+from vqclip.io import to_tensor
+from vqclip.shapes.render import render
+from vqclip.shapes.sampler import sample_scene, split_seed
+from vqclip.vqgan.model import VQGAN
+
+SAMPLERS = ("none", "loop", "sgld", "both")
+SCENES = 10_000_000  # chains aim at training scenes 0..SCENES-1
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch.optim.Adam's defaults, as the loop uses
+
+
+@dataclass(frozen=True)
+class SamplerSettings:
+    """How the critic's samples are made (see the module docstring)."""
+
+    kind: str = "loop"  # "loop" or "sgld"
+    buffer_size: int = 256
+    batch: int = 16  # chains refreshed (and scored) per training step
+    steps: int = 2  # sampling steps per refresh
+    reinit: float = 0.05  # chance that a picked chain starts afresh
+    max_age: int = GenerateSettings.iterations  # a chain this old starts afresh
+    sgld_step: float = 1.0
+    sgld_noise: float = 0.01
+
+    def validate(self) -> SamplerSettings:
+        if self.kind not in ("loop", "sgld"):
+            raise VqclipError(f"unknown sampler {self.kind!r}; choose from {', '.join(SAMPLERS)}")
+        if self.buffer_size < 1:
+            raise VqclipError(f"--buffer-size must be at least 1, got {self.buffer_size}")
+        if not 1 <= self.batch <= self.buffer_size:
+            raise VqclipError(
+                f"--sample-batch must be in 1..--buffer-size ({self.buffer_size}), got {self.batch}"
+            )
+        if self.steps < 1 or self.max_age < 1:
+            raise VqclipError("--sample-steps and the chain age must be at least 1")
+        if not 0 <= self.reinit <= 1:
+            raise VqclipError(f"--sample-reinit must be in [0, 1], got {self.reinit}")
+        return self
+
+
+class ReplayBuffer(nn.Module):
+    """Persistent chains: their states, the scene each aims at, their ages and Adam moments.
+
+    A module whose tensors are buffers, so that ``state_dict`` (and the training
+    checkpoint) carries the chains and the buffer's random stream; ``load_state_dict``
+    restores both.
+    """
+
+    def __init__(self, size: int, shape: tuple[int, ...], seed: int = 0) -> None:
+        super().__init__()
+        self.register_buffer("x", torch.zeros(size, *shape))
+        self.register_buffer("m", torch.zeros(size, *shape))  # Adam moments (loop chains)
+        self.register_buffer("v", torch.zeros(size, *shape))
+        self.register_buffer("scene", torch.zeros(size, dtype=torch.long))
+        self.register_buffer("age", torch.zeros(size, dtype=torch.long))
+        self.register_buffer("fresh", torch.ones(size, dtype=torch.bool))  # never sampled yet
+        self.g = torch.Generator().manual_seed(seed)
+        self.register_buffer("rng", self.g.get_state())
+        self.register_state_dict_pre_hook(_save_rng)
+        self.register_load_state_dict_post_hook(_restore_rng)
+
+    x: torch.Tensor
+    m: torch.Tensor
+    v: torch.Tensor
+    scene: torch.Tensor
+    age: torch.Tensor
+    fresh: torch.Tensor
+    rng: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def pick(self, n: int, reinit: float, max_age: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` distinct chain indices, and a mask of those that must start afresh."""
+        idx = torch.randperm(len(self), generator=self.g)[:n]
+        again = torch.rand(n, generator=self.g) < reinit
+        restart = self.fresh[idx].cpu() | again | (self.age[idx].cpu() >= max_age)
+        return idx, restart
+
+
+def _save_rng(module: ReplayBuffer, *_: object) -> None:
+    module.rng.copy_(module.g.get_state())
+
+
+def _restore_rng(module: ReplayBuffer, *_: object) -> None:
+    module.g.set_state(module.rng.cpu())
+
+
+def caption_of(scene_index: int) -> str:
+    return sample_scene(split_seed("train", scene_index)).captions[0]
+
+
+def render_of(scene_index: int, size: int) -> torch.Tensor:
+    """The clean render (3, S, S) in [0, 1] of training scene ``scene_index``."""
+    return to_tensor(render(sample_scene(split_seed("train", scene_index), size)))
+
+
+class CriticSampler:
+    """Refreshes chains of one kind and returns their current pictures.
+
+    Args:
+        settings: the sampler's settings.
+        clip: the critic being trained (its model is used live, not copied).
+        vqgan: the decoder the loop optimises through (``loop`` only).
+        loop: the generator settings the loop follows (the defaults).
+        seed: seeds the buffer's random stream.
+    """
+
+    def __init__(
+        self, settings: SamplerSettings, clip: ClipBundle, vqgan: VQGAN | None = None,
+        loop: GenerateSettings | None = None, seed: int = 0,
+    ) -> None:  # fmt: skip
+        self.s = settings.validate()
+        self.clip, self.vq = clip, vqgan
+        self.loop = loop or GenerateSettings()
+        self.size = clip.image_size
+        if self.s.kind == "loop":
+            if vqgan is None:
+                raise VqclipError("the loop sampler needs a VQGAN")
+            vqgan.eval().requires_grad_(False)
+            res, f = vqgan.config.ddconfig.resolution, vqgan.factor
+            shape: tuple[int, ...] = (vqgan.config.embed_dim, res // f, res // f)
+            codes = vqgan.codebook.detach()
+            self.zmin = codes.min(dim=0).values[None, :, None, None]
+            self.zmax = codes.max(dim=0).values[None, :, None, None]
+            lp = self.loop
+            self.cutters = {
+                keep: Cutouts(clip.image_size, lp.cutn, cut_pow=lp.cut_pow, min_frac=lp.cut_min,
+                              augments=lp.augments, keep_position=keep)
+                for keep in (False, True)
+            }  # fmt: skip
+        else:
+            shape = (3, self.size, self.size)
+        self.buffer = ReplayBuffer(self.s.buffer_size, shape, seed=seed)
+        self.view = {  # one augmented view of a picture, as the loop sees it
+            keep: Cutouts(clip.image_size, 1, cut_pow=self.loop.cut_pow,
+                          min_frac=self.loop.cut_min, augments=self.loop.augments,
+                          keep_position=keep)
+            for keep in (False, True)
+        }  # fmt: skip
+
+    def to(self, device: torch.device) -> CriticSampler:
+        self.buffer.to(device)
+        if self.s.kind == "loop":
+            self.zmin, self.zmax = self.zmin.to(device), self.zmax.to(device)
+        return self
+
+    def _restart(self, idx: torch.Tensor) -> None:
+        b, g = self.buffer, self.buffer.g
+        n = len(idx)
+        b.scene[idx] = torch.randint(0, SCENES, (n,), generator=g).to(b.scene.device)
+        if self.s.kind == "loop":
+            assert self.vq is not None
+            h, w = b.x.shape[-2:]
+            codes = torch.randint(0, self.vq.config.n_embed, (n, h, w), generator=g)
+            with torch.no_grad():
+                b.x[idx] = self.vq.quantize.embed_indices(codes.to(b.x.device))
+        else:
+            b.x[idx] = torch.rand((n, *b.x.shape[1:]), generator=g).to(b.x.device)
+        b.m[idx], b.v[idx], b.age[idx], b.fresh[idx] = 0.0, 0.0, 0, False
+
+    def _embed_views(self, images: torch.Tensor, keep: torch.Tensor, cut: dict[bool, Cutouts],
+                     per: int) -> torch.Tensor:  # fmt: skip
+        """Embeddings (B, per, D) of ``per`` augmented views of each image."""
+        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for flag in (False, True):
+            sel = (keep == flag).nonzero().flatten()
+            if len(sel):
+                views = cut[flag](images[sel.to(images.device)], self.buffer.g)
+                parts.append((sel, self.clip.encode_pixels(views).reshape(len(sel), per, -1)))
+        d = parts[0][1].shape[-1]
+        out = torch.zeros(images.shape[0], per, d, device=images.device)
+        for sel, emb in parts:
+            out = out.index_copy(0, sel.to(images.device), emb)
+        return out
+
+    def refresh(self) -> tuple[torch.Tensor, list[int], list[str], torch.Tensor]:
+        """Advances ``batch`` chains by ``steps`` steps against the critic as it is now.
+
+        Returns:
+            ``(pictures (B, 3, S, S) in [0, 1], the training scene each aims at, their
+            captions, keep_position flags (B,))``.
+        """
+        s, b = self.s, self.buffer
+        idx, restart = b.pick(s.batch, s.reinit, s.max_age)
+        if restart.any():
+            self._restart(idx[restart])
+        scenes = [int(k) for k in b.scene[idx].tolist()]
+        captions = [caption_of(k) for k in scenes]
+        keep = torch.tensor([self.loop.prompt_aware and states_position([c]) for c in captions])
+        target = self.clip.encode_texts(captions)  # (B, D), no gradient
+        x, m, v, age = b.x[idx].clone(), b.m[idx].clone(), b.v[idx].clone(), b.age[idx].clone()
+        for _ in range(s.steps):
+            if s.kind == "loop":
+                x, m, v = self._loop_step(x, m, v, age + 1, target, keep)
+            else:
+                x = self._sgld_step(x, target)
+            age += 1
+        b.x[idx], b.m[idx], b.v[idx], b.age[idx] = x, m, v, age
+        return self.pictures(x), scenes, captions, keep
+
+    @torch.no_grad()
+    def pictures(self, x: torch.Tensor) -> torch.Tensor:
+        if self.s.kind == "sgld":
+            return x.clamp(0, 1)
+        assert self.vq is not None
+        return ((self.vq.decode(quantize_st(self.vq, x)) + 1) / 2).clamp(0, 1)
+
+    def _loop_step(
+        self, z: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: torch.Tensor,
+        target: torch.Tensor, keep: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+        """One iteration of the generator's loop for every chain, Adam moments per chain."""
+        assert self.vq is not None
+        z = z.detach().requires_grad_(True)
+        image = clamp_with_grad((self.vq.decode(quantize_st(self.vq, z)) + 1) / 2)
+        emb = self._embed_views(image, keep, self.cutters, self.loop.cutn)  # (B, cutn, D)
+        loss = spherical_distance(emb, target[:, None, :]).mean(dim=1).sum()
+        (grad,) = torch.autograd.grad(loss, z)
+        b1, b2 = ADAM_BETAS
+        m = b1 * m + (1 - b1) * grad
+        v = b2 * v + (1 - b2) * grad * grad
+        tt = t.to(z.dtype).view(-1, 1, 1, 1)
+        step = (m / (1 - b1**tt)) / ((v / (1 - b2**tt)).sqrt() + ADAM_EPS)
+        z = z.detach() - self.loop.lr * step
+        return torch.maximum(torch.minimum(z, self.zmax), self.zmin), m, v
+
+    def _sgld_step(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        x = x.detach().requires_grad_(True)
+        scale = float(self.clip.model.logit_scale.detach().exp().clamp(max=100))  # type: ignore[operator]
+        energy = -(self.clip.encode_pixels(x) * target).sum() * scale
+        (grad,) = torch.autograd.grad(energy, x)
+        noise = torch.randn(x.shape, generator=self.buffer.g).to(x)
+        return (x.detach() - self.s.sgld_step * grad + self.s.sgld_noise * noise).clamp(0, 1)
+
+    def views(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """One augmented view (B, 3, S, S) of each picture, as the loop sees it."""
+        out = torch.empty_like(images[:, :, : self.size, : self.size])
+        for flag in (False, True):
+            sel = (keep == flag).nonzero().flatten().to(images.device)
+            if len(sel):
+                out[sel] = self.view[flag](images[sel], self.buffer.g)
+        return out
+
+
+def energy_loss(
+    sample_f: torch.Tensor, real_f: torch.Tensor, text_f: torch.Tensor, temperature: float = 10.0
+) -> torch.Tensor:
+    """The energy term: ``softplus(τ · (cos(sample, c) − cos(real, c)))``, averaged.
+
+    With the energy ``E(x, c) = −cos(x, c)``, ``τ = 0`` gives JEM's plain contrastive
+    divergence ``E(real) − E(sample)``: it lowers the critic's score of what its own
+    gradient made and raises the real picture's wherever the two stand. Unbounded, it
+    drives the samples' scores towards −1 and costs zero-shot accuracy (measured: see
+    the README); ``τ > 0`` is its logistic form, which pushes hardest while the sample
+    scores near (or above) the real picture and lets go once it is well below.
+
+    Args:
+        sample_f: (B, D) image features of the samples made for captions ``c``.
+        real_f: (B, D) image features of the real renders of those captions.
+        text_f: (B, D) text features of the captions.
+        temperature: τ; 0 for plain contrastive divergence.
+    """
+    t = F.normalize(text_f, dim=-1)
+    s = (F.normalize(sample_f, dim=-1) * t).sum(-1)
+    r = (F.normalize(real_f, dim=-1) * t).sum(-1)
+    if temperature == 0:
+        return (s - r).mean()
+    return F.softplus(temperature * (s - r)).mean() / temperature
+
+
+def sampler_kinds(samples: str) -> list[str]:
+    """The sampler kinds a ``--samples`` value asks for."""
+    if samples not in SAMPLERS:
+        raise VqclipError(f"unknown --samples {samples!r}; choose from {', '.join(SAMPLERS)}")
+    return {"none": [], "loop": ["loop"], "sgld": ["sgld"], "both": ["loop", "sgld"]}[samples]

@@ -1,0 +1,134 @@
+"""The critic's energy term, its replay buffer and ``train-clip --samples``."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.test_cli import assert_one_line_error, run
+from tests.test_clip_train import _config
+from vqclip.clip.model import build_model, make_bundle
+from vqclip.clip.samples import CriticSampler, SamplerSettings, energy_loss, render_of
+from vqclip.clip.train import ClipTrainSettings, train_clip
+from vqclip.generation.settings import GenerateSettings
+from vqclip.training import load_checkpoint, save_checkpoint
+from vqclip.vqgan.load import load_vqgan
+
+
+def _tiny_bundle(tmp_path):
+    cfg = json.loads(_config(tmp_path).read_text())
+    torch.manual_seed(0)
+    return make_bundle(build_model(cfg), cfg, None, "tiny")
+
+
+def _scores(clip, sample, real, text):
+    with torch.no_grad():
+        t = clip.encode_texts([text])
+        s, r = clip.encode_pixels(torch.stack([sample, real]))
+    return float(s @ t[0]), float(r @ t[0])
+
+
+def test_energy_term_lowers_a_sample_below_the_real_pair(tmp_path):
+    clip = _tiny_bundle(tmp_path)
+    real = render_of(3, 16)
+    sample = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    text = "a red circle"
+    s0, r0 = _scores(clip, sample, real, text)
+    opt = torch.optim.Adam(clip.model.parameters(), lr=1e-3)
+    clip.model.train()
+    for _ in range(5):
+        img = clip.model.encode_image(clip.normalize(torch.stack([sample, real])))
+        txt = clip.model.encode_text(clip.tokenizer([text]))
+        loss = energy_loss(img[:1], img[1:], txt)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    s1, r1 = _scores(clip, sample, real, text)
+    assert s1 - r1 < s0 - r0 - 0.05, (s0, r0, s1, r1)
+
+
+def _loop_sampler(clip, seed):
+    settings = SamplerSettings(kind="loop", buffer_size=6, batch=3, steps=2)
+    loop = GenerateSettings(cutn=2)
+    return CriticSampler(settings, clip, load_vqgan("shapes"), loop=loop, seed=seed)
+
+
+def test_loop_chains_follow_the_loop_and_age(tmp_path):
+    clip = _tiny_bundle(tmp_path)
+    sampler = _loop_sampler(clip, 0)
+    pics, scenes, captions, keep = sampler.refresh()
+    assert pics.shape == (3, 3, 64, 64) and pics.min() >= 0 and pics.max() <= 1
+    assert len(scenes) == len(captions) == len(keep) == 3
+    assert int(sampler.buffer.age.sum()) == 3 * 2  # three chains, two loop steps each
+    assert int((~sampler.buffer.fresh).sum()) == 3
+    # a chain's latent stays inside the codebook's range, as the loop keeps it
+    assert (sampler.buffer.x <= sampler.zmax[0] + 1e-6).all()
+
+
+def test_replay_buffer_is_saved_with_the_checkpoint_and_resumes(tmp_path):
+    clip = _tiny_bundle(tmp_path)
+    a = _loop_sampler(clip, 0)
+    a.refresh()
+    save_checkpoint(tmp_path / "ckpt", {"buffer": a.buffer}, {}, {"step": 1})
+    b = _loop_sampler(clip, 99)  # another seed: only the checkpoint can make it agree
+    load_checkpoint(tmp_path / "ckpt", {"buffer": b.buffer}, {}, torch.device("cpu"))
+    assert torch.equal(a.buffer.x, b.buffer.x) and torch.equal(a.buffer.age, b.buffer.age)
+    pa, sa, _, _ = a.refresh()
+    pb, sb, _, _ = b.refresh()
+    assert sa == sb and torch.equal(pa, pb)  # same chains picked, same steps taken
+
+
+def test_train_clip_with_samples_checkpoints_and_resumes(tmp_path, capsys):
+    cfg, out = _config(tmp_path), tmp_path / "run"
+    common = ["train-clip", "--out", str(out), "--model-config", str(cfg), "--batch-size", "4",
+              "--workers", "0", "--eval-every", "0", "--warmup", "1", "--samples", "both",
+              "--buffer-size", "4", "--sample-batch", "2", "--sample-steps", "1", "-q"]  # fmt: skip
+    assert run(capsys, *common, "--steps", "2")[0] == 0
+    saved = load_file(out / "checkpoint" / "buffer_loop_rank0.safetensors")
+    assert int(saved["age"].sum()) >= 2 and (out / "checkpoint" / "buffer_sgld_rank0.safetensors")
+    assert run(capsys, *common, "--steps", "3", "--resume")[0] == 0
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 3
+    after = load_file(out / "checkpoint" / "buffer_loop_rank0.safetensors")
+    assert int(after["age"].max()) >= 1 and not torch.equal(after["x"], saved["x"])
+
+
+def test_samples_none_trains_exactly_as_before(tmp_path):
+    """Golden slice recorded with the training code as it was before --samples existed."""
+    s = ClipTrainSettings(out=str(tmp_path / "run"), model_config=str(_config(tmp_path)),
+                          steps=3, batch_size=8, workers=0, eval_every=0, warmup=2,
+                          save_every=0, samples="none")  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the golden slice was recorded
+    try:
+        train_clip(s, progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    sd = load_file(tmp_path / "run" / "checkpoint" / "model.safetensors")
+    golden = {
+        "visual.proj": [-0.14780643582344055, -0.1690327674150467, 0.26506081223487854,
+                        0.1281149834394455],
+        "text_projection": [-0.22831197082996368, -0.01581650786101818, 0.15590156614780426,
+                            0.2767888009548187],
+        "logit_scale": [2.657510995864868],
+    }  # fmt: skip
+    for name, values in golden.items():
+        got = sd[name].flatten()[: len(values)]
+        assert torch.allclose(got, torch.tensor(values), atol=1e-5), (name, got)
+    assert not (tmp_path / "run" / "checkpoint" / "buffer_loop_rank0.safetensors").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--samples", "mcmc"], ["unknown --samples 'mcmc'", "loop"]),
+        (["--samples", "loop", "--buffer-size", "0"], ["--buffer-size", "at least 1"]),
+        (["--samples", "loop", "--sample-batch", "9", "--buffer-size", "4"], ["--sample-batch"]),
+    ],
+)
+def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):
+    code, _, err = run(capsys, "train-clip", "--out", str(tmp_path / "r"), "--workers", "0",
+                       "--model-config", str(_config(tmp_path)), *flags)  # fmt: skip
+    assert_one_line_error(code, err, *words)
