@@ -146,7 +146,7 @@ def test_presets_resolve_defaults_then_preset_then_given():
 def test_cli_preset_keeps_explicit_flags_equal_to_defaults():
     import argparse
 
-    from vqclip.generation.cli import add_generate_args, settings_from_args
+    from vqclip.cli.generate import add_generate_args, settings_from_args
 
     p = argparse.ArgumentParser()
     add_generate_args(p)
@@ -159,7 +159,7 @@ def test_cli_preset_keeps_explicit_flags_equal_to_defaults():
 def test_every_flag_has_help_and_shows_its_default(capsys):
     import argparse
 
-    from vqclip.generation.cli import add_generate_args
+    from vqclip.cli.generate import add_generate_args
 
     p = argparse.ArgumentParser()
     add_generate_args(p)

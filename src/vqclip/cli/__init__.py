@@ -10,42 +10,20 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from tqdm import tqdm
 
 from vqclip import __version__
+from vqclip.cli.common import Parser as _Parser
+from vqclip.cli.common import non_negative, positive
 from vqclip.errors import VqclipError
 
 log = logging.getLogger("vqclip")
 
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser whose mistakes become one-line :class:`VqclipError`s."""
-
-    def error(self, message: str) -> NoReturn:
-        raise VqclipError(f"{message} (see '{self.prog} --help')")
-
-
-def non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def positive(text: str) -> int:
-    value = non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
-
-
 def _build_parser() -> argparse.ArgumentParser:
-    from vqclip.generation.cli import add_generate_args, cmd_eval_generate, cmd_generate
+    from vqclip.cli.generate import add_generate_args, cmd_eval_generate, cmd_generate
 
     common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings only, no bars")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vqclip.cli import non_negative
+from vqclip.cli.common import non_negative
 from vqclip.errors import VqclipError
 
 log = logging.getLogger("vqclip")
