@@ -109,8 +109,7 @@ def as_flag_error(e: Any) -> VqclipError:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from vqclip.generation.cutouts import states_position
-    from vqclip.generation.generator import generate
+    from vqclip.generation.generator import generate, keeps_position
     from vqclip.generation.outputs import VideoWriter, save_result_png
     from vqclip.generation.prompts import parse_image_prompt, parse_story
     from vqclip.generation.settings import SettingError
@@ -146,9 +145,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     if args.from_png is not None:
         _note_device_change(args.from_png, settings)
-    if settings.prompt_aware and states_position(
-        [p.text for s in parse_story(settings.prompts) for p in s] if settings.prompts else []
-    ):
+    if keeps_position(settings):
         log.info("a prompt states a position: flips, large shifts and small cutouts are off")
     result = generate(settings, callback=on_step, progress=not args.quiet)
     save_result_png(result.image, args.out, result.settings, device=result.device)
@@ -174,13 +171,17 @@ def _note_device_change(png: Path, settings: Any) -> None:
 
 
 def cmd_eval_generate(args: argparse.Namespace) -> int:
-    from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
-    from vqclip.generation.settings import GenerateSettings
+    from vqclip.evaluate.generate_eval import (
+        CATEGORIES,
+        PLAIN,
+        eval_generate,
+        markdown,
+        write_outputs,
+    )
+    from vqclip.generation.settings import GenerateSettings, SettingError
     from vqclip.io import ensure_dir
 
     ensure_dir(args.out)
-    from vqclip.evaluate.generate_eval import CATEGORIES
-    from vqclip.generation.settings import SettingError
 
     categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
     unknown = [c for c in categories if c not in CATEGORIES]
@@ -189,11 +190,10 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
         raise VqclipError(f"unknown --categories {named}; choose from {','.join(CATEGORIES)}")
     base = GenerateSettings(clip=tuple(args.clip or ("shapes",)), device=args.device,
                             precision=args.precision)  # fmt: skip
-    try:
-        base = dataclasses.replace(base, prompts="x").validate()
+    try:  # check --clip/--device/--precision once, before any model loads
+        dataclasses.replace(base, prompts="x").validate()
     except SettingError as e:
         raise as_flag_error(e) from None
-    base = dataclasses.replace(base, prompts="")
     if args.iterations:
         base = dataclasses.replace(base, iterations=args.iterations)
     sheet: list[Any] = []

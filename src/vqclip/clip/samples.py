@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqclip.clip.loss import logit_scale_value
 from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
 from vqclip.generation.cutouts import Cutouts, states_position
@@ -192,20 +193,23 @@ class CriticSampler:
             b.x[idx] = torch.rand((n, *b.x.shape[1:]), generator=g).to(b.x.device)
         b.m[idx], b.v[idx], b.age[idx], b.fresh[idx] = 0.0, 0.0, 0, False
 
-    def _embed_views(self, images: torch.Tensor, keep: torch.Tensor, cut: dict[bool, Cutouts],
-                     per: int) -> torch.Tensor:  # fmt: skip
-        """Embeddings (B, per, D) of ``per`` augmented views of each image."""
-        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+    def _views(
+        self, images: torch.Tensor, keep: torch.Tensor, cut: dict[bool, Cutouts], per: int
+    ) -> torch.Tensor:
+        """``per`` augmented views (B·per, 3, S, S) of each image, images-major.
+
+        Images whose caption states a position get the position-keeping cutter.
+        """
+        out: torch.Tensor | None = None
         for flag in (False, True):
-            sel = (keep == flag).nonzero().flatten()
+            sel = (keep == flag).nonzero().flatten().to(images.device)
             if len(sel):
-                views = cut[flag](images[sel.to(images.device)], self.buffer.g)
-                parts.append((sel, self.clip.encode_pixels(views).reshape(len(sel), per, -1)))
-        d = parts[0][1].shape[-1]
-        out = torch.zeros(images.shape[0], per, d, device=images.device)
-        for sel, emb in parts:
-            out = out.index_copy(0, sel.to(images.device), emb)
-        return out
+                views = cut[flag](images[sel], self.buffer.g)  # (len(sel)·per, 3, S, S)
+                if out is None:
+                    out = views.new_empty((images.shape[0], per, *views.shape[1:]))
+                out[sel] = views.reshape(len(sel), per, *views.shape[1:])
+        assert out is not None
+        return out.flatten(0, 1)
 
     def refresh(self) -> tuple[torch.Tensor, list[int], list[str], torch.Tensor]:
         """Advances ``batch`` chains by ``steps`` steps against the critic as it is now.
@@ -247,7 +251,8 @@ class CriticSampler:
         assert self.vq is not None
         z = z.detach().requires_grad_(True)
         image = clamp_with_grad((self.vq.decode(quantize_st(self.vq, z)) + 1) / 2)
-        emb = self._embed_views(image, keep, self.cutters, self.loop.cutn)  # (B, cutn, D)
+        views = self._views(image, keep, self.cutters, self.loop.cutn)
+        emb = self.clip.encode_pixels(views).reshape(z.shape[0], self.loop.cutn, -1)
         loss = spherical_distance(emb, target[:, None, :]).mean(dim=1).sum()
         (grad,) = torch.autograd.grad(loss, z)
         b1, b2 = ADAM_BETAS
@@ -260,7 +265,7 @@ class CriticSampler:
 
     def _sgld_step(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         x = x.detach().requires_grad_(True)
-        scale = float(self.clip.model.logit_scale.detach().exp().clamp(max=100))  # type: ignore[operator]
+        scale = float(logit_scale_value(self.clip.model.logit_scale.detach()))  # type: ignore[operator]
         energy = -(self.clip.encode_pixels(x) * target).sum() * scale
         (grad,) = torch.autograd.grad(energy, x)
         noise = torch.randn(x.shape, generator=self.buffer.g).to(x)
@@ -268,12 +273,7 @@ class CriticSampler:
 
     def views(self, images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         """One augmented view (B, 3, S, S) of each picture, as the loop sees it."""
-        out = torch.empty_like(images[:, :, : self.size, : self.size])
-        for flag in (False, True):
-            sel = (keep == flag).nonzero().flatten().to(images.device)
-            if len(sel):
-                out[sel] = self.view[flag](images[sel], self.buffer.g)
-        return out
+        return self._views(images, keep, self.view, 1)
 
 
 def energy_loss(

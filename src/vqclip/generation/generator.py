@@ -229,6 +229,12 @@ def _lr(s: GenerateSettings, i: int) -> float:
     return s.lr
 
 
+def keeps_position(s: GenerateSettings) -> bool:
+    """Whether the loop keeps positions (no flips, small shifts, whole views) for ``s``."""
+    scenes = parse_story(s.prompts) if s.prompts.strip() else []
+    return s.prompt_aware and states_position([p.text for scene in scenes for p in scene])
+
+
 @dataclass
 class Loop:
     """The state of one run: models, targets, cutters, the latent and its optimiser."""
@@ -272,10 +278,7 @@ def setup(
     s = replace(s, size=wh)
     torch.manual_seed(s.seed)
     g = torch.Generator(device=device).manual_seed(s.seed)
-    texts = [
-        p.text for scene in (parse_story(s.prompts) if s.prompts.strip() else []) for p in scene
-    ]
-    keep_position = s.prompt_aware and states_position(texts)
+    keep_position = keeps_position(s)
     if keep_position:  # debug: eval-generate makes hundreds; the generate command says it once
         log.debug("a prompt states a position: flips, large shifts and small cutouts are off")
     cutters = [

@@ -111,9 +111,8 @@ class GenerateSettings:
             if bad:
                 raise SettingError(name, f"has unknown value {bad[0]!r}; choose from "
                                    f"{', '.join(choices)}")  # fmt: skip
-        for name in ("lr",):
-            if not self.lr > 0 or not math.isfinite(self.lr):
-                raise SettingError(name, f"must be > 0, got {self.lr}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise SettingError("lr", f"must be > 0, got {self.lr}")
         for name in ("tv_weight", "init_weight"):
             if getattr(self, name) < 0:
                 raise SettingError(name, f"must be >= 0, got {getattr(self, name)}")
