@@ -8,6 +8,7 @@ download) at 256². ``--profile`` prints the top operators of one embedded case
 256², 512² and 1024² in fp32 and bf16, with peak memory.
 
     python benchmarks/bench_generate.py [--threads 1 2] [--cutn 32] [--iterations 10]
+    python benchmarks/bench_generate.py --before e07fce4   # each case also at that commit
     python benchmarks/bench_generate.py --profile
     python benchmarks/bench_generate.py --gpu        # when a GPU is lent
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -83,11 +85,30 @@ def one_case(kind: str, size: int, cutn: int, iterations: int, device: str, prec
     return out
 
 
-def _spawn(args: list[str], threads: int, cutn: int, iterations: int) -> dict:
+def _spawn(args: list[str], threads: int, cutn: int, iterations: int,
+           src: Path | None = None) -> dict:  # fmt: skip
+    """One case in a fresh process; with ``src``, vqclip is imported from that folder."""
     cmd = [sys.executable, __file__, "--one", *args, "--threads", str(threads),
            "--cutn", str(cutn), "--iterations", str(iterations)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(src), env.get("PYTHONPATH", "")])
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _checkout(rev: str) -> Path:
+    """``src/`` of a detached worktree at ``rev`` (made once, under the system's temp dir)."""
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    sha = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", rev], check=True,
+                         capture_output=True, text=True).stdout.strip()  # fmt: skip
+    tree = Path(tempfile.gettempdir()) / f"vqclip-bench-{sha}"
+    if not tree.exists():
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", str(tree), sha],
+                       check=True, capture_output=True)  # fmt: skip
+    return tree / "src"
 
 
 def main() -> None:
@@ -97,6 +118,8 @@ def main() -> None:
     p.add_argument("--iterations", type=int, default=10)
     p.add_argument("--profile", action="store_true")
     p.add_argument("--gpu", action="store_true")
+    p.add_argument("--precision", nargs="+", default=["auto"], help="CPU cases: auto, bf16")
+    p.add_argument("--before", metavar="REV", help="also time each case at this git revision")
     p.add_argument("--one", nargs=4, metavar=("KIND", "SIZE", "DEVICE", "PRECISION"))
     args = p.parse_args()
     if args.one:
@@ -116,13 +139,26 @@ def main() -> None:
                 case = ["imagenet", str(size), "cuda", precision]
                 print(json.dumps(_spawn(case, 1, args.cutn, args.iterations)))
         return
+    before = _checkout(args.before) if args.before else None
     cases = [("shapes", 64), ("shapes", 128), ("shapes", 256)]
-    for threads in args.threads:
-        for kind, size in cases:
-            case = [kind, str(size), "cpu", "auto"]
-            print(json.dumps(_spawn(case, threads, args.cutn, args.iterations)))
+    for precision in args.precision:
+        for threads in args.threads:
+            for kind, size in cases:
+                case = [kind, str(size), "cpu", precision]
+                _report(case, threads, args.cutn, args.iterations, before, args.before)
     case = ["imagenet", "256", "cpu", "auto"]  # a few iterations: seconds each on a CPU
-    print(json.dumps(_spawn(case, max(args.threads), args.cutn, 2)))
+    _report(case, max(args.threads), args.cutn, 2, before, args.before)
+
+
+def _report(case: list[str], threads: int, cutn: int, iterations: int, before: Path | None,
+            rev: str | None) -> None:  # fmt: skip
+    """One JSON line per case; with ``before``, the old code's time and the speed-up too."""
+    now = _spawn(case, threads, cutn, iterations)
+    if before is not None:
+        old = _spawn(case, threads, cutn, iterations, src=before)
+        now["before"] = {"rev": rev, "s_per_it": old["s_per_it"]}
+        now["speedup"] = round(old["s_per_it"] / now["s_per_it"], 2)
+    print(json.dumps(now), flush=True)
 
 
 if __name__ == "__main__":

@@ -95,7 +95,10 @@ class GenerateSettings:
     tv_weight: float = _f(0.0, "total-variation penalty: smooths specks away")
     batch: int = _f(1, "candidates made at once; the best by CLIP score is kept")
     device: str = _f("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
-    precision: str = _f("auto", "CLIP's autocast on CUDA (auto = bf16 where supported)", PRECISIONS)
+    precision: str = _f(
+        "auto", "CLIP's autocast: auto = bf16 (else fp16) on CUDA, fp32 on the CPU; "
+        "bf16 on the CPU is faster but not bitwise fp32", PRECISIONS
+    )  # fmt: skip
 
     def validate(self) -> GenerateSettings:
         """Checks every value; returns self. Raises a one-line :class:`SettingError`."""
