@@ -48,17 +48,33 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     Every flag defaults to "not given", so that only what the user typed overrides
     the defaults and the preset (see :func:`settings_from_args`).
     """
-    import typing
-
-    from vqclip.generation.settings import PRESETS, field_specs
-
     p.add_argument(
         "--out", type=Path, default=Path("out.png"), help="output PNG (default: out.png)"
     )
     p.add_argument("--from", dest="from_png", type=Path, help="repeat a PNG made by vqclip")
-    p.add_argument("--preset", choices=tuple(PRESETS), help="models, size and loop settings")
     p.add_argument("--save-every", type=non_negative, default=0, help="save frames every N")
     p.add_argument("--video", type=Path, help="write an MP4 of the run")
+    b = p.add_argument_group("batch (one PNG per prompt line and seed; torchrun shares it out)")
+    b.add_argument("--prompts-file", type=Path, help="one prompt per line, # comments")
+    b.add_argument("--out-dir", type=Path, help="folder for the batch's PNGs and manifest.jsonl")
+    b.add_argument("--seeds", help="seeds of every prompt, e.g. 0-3 or 0,5 (default: --seed)")
+    b.add_argument("--resume", action="store_true", help="skip items the folder already holds")
+    r = p.add_argument_group("resumable runs")
+    r.add_argument("--save-state", type=non_negative, default=0, metavar="N",
+                   help="write the latent and optimiser state every N iterations "
+                        "(to OUT.state.safetensors)")  # fmt: skip
+    r.add_argument("--resume-state", type=Path, metavar="FILE",
+                   help="continue a run from a state file written by --save-state")  # fmt: skip
+    add_settings_args(p)
+
+
+def add_settings_args(p: argparse.ArgumentParser) -> None:
+    """``--preset`` and one flag per settings field (shared by generate and animate)."""
+    import typing
+
+    from vqclip.generation.settings import PRESETS, field_specs
+
+    p.add_argument("--preset", choices=tuple(PRESETS), help="models, size and loop settings")
     for name, hint, default, text, choices in field_specs():
         shown = f" (default: {_DEFAULT_TEXT.get(name, _show(default))})"
         if name == "augments":
@@ -90,7 +106,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     """defaults ← ``--preset`` ← the flags actually given (or the settings of ``--from``)."""
     from vqclip.generation.settings import GenerateSettings, SettingError
 
-    if args.from_png is not None:
+    if getattr(args, "from_png", None) is not None:
         from vqclip.generation.outputs import read_settings
 
         return read_settings(args.from_png)
@@ -109,6 +125,11 @@ def as_flag_error(e: Any) -> VqclipError:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    if args.prompts_file is not None or args.out_dir is not None:
+        return _cmd_batch(args)
+    if args.seeds is not None or args.resume:
+        named = "--seeds" if args.seeds is not None else "--resume"
+        raise VqclipError(f"{named} belongs to a batch; add --prompts-file FILE --out-dir DIR")
     from vqclip.generation.generator import generate, keeps_position
     from vqclip.generation.outputs import VideoWriter, save_result_png
     from vqclip.generation.prompts import parse_image_prompt, parse_story
@@ -147,7 +168,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
         _note_device_change(args.from_png, settings)
     if keeps_position(settings):
         log.info("a prompt states a position: flips, large shifts and small cutouts are off")
-    result = generate(settings, callback=on_step, progress=not args.quiet)
+    state_path = args.out.with_suffix(".state.safetensors")
+    if args.save_state:
+        ensure_writable(state_path, "--save-state")
+    result = generate(settings, callback=on_step, progress=not args.quiet,
+                      save_state_every=args.save_state, state_path=state_path,
+                      resume_state=args.resume_state)  # fmt: skip
     save_result_png(result.image, args.out, result.settings, device=result.device)
     if video is not None:
         video.close()
@@ -156,6 +182,62 @@ def cmd_generate(args: argparse.Namespace) -> int:
         result.timings["optimise_s"], max(result.scores),
     )  # fmt: skip
     return 130 if result.interrupted else 0
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    """``generate --prompts-file FILE --out-dir DIR [--seeds] [--resume]``, torchrun-aware."""
+    from vqclip.devices import dist_info, pick_device
+    from vqclip.generation.batch import (
+        check_out_dir,
+        make_items,
+        merge_manifests,
+        parse_seeds,
+        read_prompts_file,
+        run_batch,
+    )
+    from vqclip.generation.settings import SettingError
+    from vqclip.io import ensure_writable
+
+    if args.prompts_file is None or args.out_dir is None:
+        missing = "--prompts-file" if args.prompts_file is None else "--out-dir"
+        raise VqclipError(f"a batch needs both --prompts-file and --out-dir; add {missing}")
+    if getattr(args, "prompts", None):
+        raise VqclipError("give either a PROMPT or --prompts-file, not both")
+    if args.video or args.save_every or args.save_state or args.resume_state:
+        raise VqclipError("--video, --save-every and the state flags make one picture; "
+                          "run them without --prompts-file")  # fmt: skip
+    prompts = read_prompts_file(args.prompts_file)  # a malformed line: nothing is made
+    try:
+        base = settings_from_args(args)
+        base = dataclasses.replace(base, prompts=prompts[0][1]).validate()
+    except SettingError as e:
+        raise as_flag_error(e) from None
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else [base.seed]
+    items = make_items(prompts, seeds)
+    ensure_writable(args.out_dir / items[0].file, "--out-dir")
+    rank, world, local = dist_info()
+    device = pick_device(base.device, local)
+    base = dataclasses.replace(base, device=str(device))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        done = check_out_dir(args.out_dir, args.resume)
+        if world > 1:
+            dist.barrier()  # every rank has seen the folder before any writes to it
+        counts = run_batch(items, base, args.out_dir, resume=args.resume, rank=rank,
+                           world=world, progress=not args.quiet, done=done)  # fmt: skip
+        if world > 1:
+            dist.barrier()
+        if rank == 0:
+            path = merge_manifests(args.out_dir, items)
+            log.info("made %d, skipped %d of %d items (this process); manifest %s",
+                     counts["made"], counts["skipped"], counts["total"], path)  # fmt: skip
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+    return 0
 
 
 def _note_device_change(png: Path, settings: Any) -> None:
@@ -220,3 +302,47 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
         write_outputs(args.out, methods, sheet)
     print(json.dumps(methods, indent=2) if args.json else markdown(methods))
     return 0
+
+
+def add_animate_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--frames", type=int, default=16, help="number of frames (default: 16)")
+    p.add_argument("--zoom", type=float, default=1.02, help="zoom per frame (default: 1.02)")
+    p.add_argument("--rotate", type=float, default=0.0, help="degrees per frame (default: 0)")
+    p.add_argument("--translate", type=float, nargs=2, default=(0.0, 0.0), metavar=("DX", "DY"),
+                   help="pixels right and down per frame (default: 0 0)")  # fmt: skip
+    p.add_argument("--iterations-per-frame", type=int, default=10,
+                   help="iterations of every frame after the first (default: 10)")  # fmt: skip
+    p.add_argument("--out-dir", type=Path, default=Path("frames"),
+                   help="folder of the frames (default: frames); rerun to go on")  # fmt: skip
+    p.add_argument("--video", type=Path, help="also write the frames as an MP4")
+    p.add_argument("--fps", type=int, default=8, help="frames per second of the MP4")
+    add_settings_args(p)
+
+
+def cmd_animate(args: argparse.Namespace) -> int:
+    from vqclip.generation.animate import Motion, animate
+    from vqclip.generation.outputs import VideoWriter
+    from vqclip.generation.settings import SettingError
+    from vqclip.io import ensure_dir, ensure_writable, load_image
+
+    try:
+        settings = settings_from_args(args).validate()
+    except SettingError as e:
+        raise as_flag_error(e) from None
+    motion = Motion(args.zoom, args.rotate, tuple(args.translate)).check()
+    if args.frames < 1 or args.iterations_per_frame < 1:
+        raise VqclipError("--frames and --iterations-per-frame must be at least 1")
+    ensure_dir(args.out_dir)
+    ensure_writable(args.out_dir / "00000.png", "--out-dir")
+    video = VideoWriter(args.video, fps=args.fps) if args.video else None
+    if args.video:
+        ensure_writable(args.video, "--video")
+    paths, interrupted = animate(settings, args.frames, motion, args.iterations_per_frame,
+                                 args.out_dir, progress=not args.quiet)  # fmt: skip
+    if video is not None and paths:
+        for path in paths:
+            video.add(load_image(path))
+        video.close()
+    log.info("%d of %d frames in %s%s", len(paths), args.frames, args.out_dir,
+             f", video {args.video}" if video is not None and paths else "")  # fmt: skip
+    return 130 if interrupted else 0

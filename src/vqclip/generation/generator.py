@@ -6,6 +6,7 @@ One function, :func:`generate`, with a per-step callback; it returns a
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -343,6 +344,77 @@ def step(loop: Loop, i: int) -> dict[str, Any]:
             "scene": scene}  # fmt: skip
 
 
+STATE_KEY = "vqclip_state"
+
+
+def save_state(loop: Loop, next_i: int, path: Path) -> None:
+    """Writes what a run needs to go on from iteration ``next_i`` (safetensors, atomically).
+
+    Tensors: the latent, its start, the optimiser's tensors and both random streams;
+    the rest (iteration, losses, settings, the optimiser's numbers) is JSON metadata.
+    Nothing in the file is code: loading it runs none.
+    """
+    from safetensors.torch import save
+
+    from vqclip.io import atomic_open
+
+    opt = loop.opt.state_dict()
+    tensors = {"z": loop.z.detach(), "z0": loop.z0, "rng.loop": loop.g.get_state(),
+               "rng.torch": torch.get_rng_state()}  # fmt: skip
+    numbers: dict[str, dict[str, Any]] = {}
+    for k, entry in opt["state"].items():
+        for name, v in entry.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"opt.{k}.{name}"] = v
+            else:
+                numbers.setdefault(str(k), {})[name] = v
+    meta = {"next": next_i, "losses": loop.losses, "settings": loop.s.to_json(),
+            "optimizer": {"numbers": numbers, "param_groups": opt["param_groups"]}}  # fmt: skip
+    data = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    with atomic_open(path, "wb") as f:
+        f.write(save(data, metadata={STATE_KEY: json.dumps(meta)}))
+
+
+def load_state(loop: Loop, path: Path) -> int:
+    """Restores a state written by :func:`save_state` into ``loop``; returns the next iteration.
+
+    Raises:
+        VqclipError: missing or unreadable file, or a state made with other settings.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {})[STATE_KEY])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except FileNotFoundError:
+        raise VqclipError(f"state file not found: {path}") from None
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        raise VqclipError(f"{path} is not a vqclip state file ({e})") from None
+    saved = GenerateSettings.from_json(meta["settings"])
+    if saved != loop.s:
+        differ = [k for k, v in saved.to_json().items() if loop.s.to_json().get(k) != v]
+        raise VqclipError(
+            f"{path} was saved by a run with other settings ({', '.join(differ)} differ); "
+            "rerun with the same flags"
+        )
+    with torch.no_grad():
+        loop.z.copy_(tensors["z"].to(loop.z))
+        loop.z0.copy_(tensors["z0"].to(loop.z0))
+    loop.g.set_state(tensors["rng.loop"])
+    torch.set_rng_state(tensors["rng.torch"])
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, k, name = key.split(".", 2)
+            state.setdefault(int(k), {})[name] = v.to(loop.device)
+    for k, entry in meta["optimizer"]["numbers"].items():
+        state.setdefault(int(k), {}).update(entry)
+    loop.opt.load_state_dict({"state": state, "param_groups": meta["optimizer"]["param_groups"]})
+    loop.losses = [float(x) for x in meta["losses"]]
+    return int(meta["next"])
+
+
 def generate(
     settings: GenerateSettings,
     *,
@@ -350,6 +422,9 @@ def generate(
     vqgan: VQGAN | None = None,
     callback: Callable[[dict[str, Any]], None] | None = None,
     progress: bool = False,
+    save_state_every: int = 0,
+    state_path: Path | None = None,
+    resume_state: Path | None = None,
 ) -> GenerateResult:
     """Runs VQGAN+CLIP.
 
@@ -360,6 +435,10 @@ def generate(
         vqgan: an already loaded VQGAN (else loaded from ``settings.vqgan``).
         callback: called after each step with ``{"i", "loss", "image" (B,3,H,W), "z"}``.
         progress: show a progress bar with the loss (log lines are written above it).
+        save_state_every: write the run's state to ``state_path`` every N iterations
+            (0: never); a run that finishes removes it.
+        state_path: where :func:`save_state` writes.
+        resume_state: a state file to go on from (same settings).
 
     Returns:
         The result; on Ctrl-C, the result so far with ``interrupted`` set.
@@ -371,20 +450,27 @@ def generate(
     with logging_redirect_tqdm():  # notices go above the bar, never into it
         loop = setup(settings, clips, vqgan)
         s = loop.s
+        start = load_state(loop, resume_state) if resume_state is not None else 0
         t1 = time.perf_counter()
         interrupted = False
-        bar = tqdm(range(s.iterations), desc="generate", disable=not progress)
+        bar = tqdm(range(start, s.iterations), desc="generate", disable=not progress,
+                   initial=start, total=s.iterations)  # fmt: skip
         try:
             for i in bar:
                 state = step(loop, i)
                 bar.set_postfix(loss=f"{state['loss']:.4f}")
                 if callback is not None:
                     callback(state)
+                last = i + 1 == s.iterations
+                if save_state_every and state_path and (i + 1) % save_state_every == 0 and not last:
+                    save_state(loop, i + 1, state_path)
         except KeyboardInterrupt:
             interrupted = True
             log.warning("interrupted at iteration %d; keeping the current image", len(loop.losses))
         finally:
             bar.close()
+    if not interrupted and state_path is not None and save_state_every:
+        state_path.unlink(missing_ok=True)  # finished: nothing left to resume
     with torch.no_grad():
         zq = quantize_st(loop.vq, loop.z)
         final = ((loop.vq.decode(zq) + 1) / 2).clamp(0, 1)
