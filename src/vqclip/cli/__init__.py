@@ -22,8 +22,21 @@ from vqclip.errors import VqclipError
 log = logging.getLogger("vqclip")
 
 
+def _cmd_ui(args: argparse.Namespace) -> int:
+    from vqclip.ui import serve
+
+    serve(args.out_dir, host=args.host, port=args.port)
+    return 0
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    from vqclip.cli.generate import add_generate_args, cmd_eval_generate, cmd_generate
+    from vqclip.cli.generate import (
+        add_animate_args,
+        add_generate_args,
+        cmd_animate,
+        cmd_eval_generate,
+        cmd_generate,
+    )
 
     common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="log warnings only, no bars")
@@ -100,6 +113,15 @@ def _build_parser() -> argparse.ArgumentParser:
     gp = sub.add_parser("generate", parents=[common], help="text to picture with VQGAN+CLIP")
     add_generate_args(gp)
     gp.set_defaults(func=cmd_generate)
+    an = sub.add_parser("animate", parents=[common], help="a zoom/pan animation, frame by frame")
+    add_animate_args(an)
+    an.set_defaults(func=cmd_animate)
+    ui = sub.add_parser("ui", parents=[common], help="the web app (Gradio), on 127.0.0.1")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    ui.add_argument("--out-dir", type=Path, default=Path("vqclip-ui"),
+                    help="results folder, read by the gallery (default: vqclip-ui)")  # fmt: skip
+    ui.set_defaults(func=_cmd_ui)
     eg = sub.add_parser("eval-generate", parents=[common], help="ShapesEval: generate and judge")
     eg.add_argument("--n", type=positive, default=100, help="prompts per category")
     eg.add_argument("--out", type=Path, default=Path("shapeseval"), help="output folder")
@@ -108,7 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
     eg.add_argument("--clip", action="append", help="the CLIP(s) to generate with (default shapes)")
     eg.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda[:N]")
     eg.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                    help="CLIP's autocast on CUDA (default: auto)")  # fmt: skip
+                    help="CLIP's autocast (auto: bf16 on CUDA, fp32 on the CPU)")  # fmt: skip
     eg.add_argument(
         "--categories",
         default="single,position,pair,count,held-out",
