@@ -40,3 +40,26 @@ def test_eval_generate_cli_writes_its_outputs(tmp_path, capsys):
     assert (out / "shapeseval.md").read_text().startswith("| category |")
     assert json.loads((out / "shapeseval.json").read_text()) == report
     assert (out / "sheet.png").exists()
+
+
+def test_eval_generate_under_torchrun_matches_one_process(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    argv = ["-m", "vqclip", "eval-generate", "--n", "2", "--iterations", "2",
+            "--categories", "single,pair", "--json", "-q"]  # fmt: skip
+    one = subprocess.run([sys.executable, *argv, "--out", str(tmp_path / "one")], env=env,
+                         check=True, capture_output=True, text=True, timeout=300)  # fmt: skip
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                "--master_port", "29563"]  # fmt: skip
+    two = subprocess.run([*torchrun, *argv, "--out", str(tmp_path / "two")], env=env,
+                         check=True, capture_output=True, text=True, timeout=300)  # fmt: skip
+    a, b = json.loads(one.stdout), json.loads(two.stdout)  # only rank 0 prints
+    for cat in ("single", "pair"):
+        for key in ("pass_rate", "lenient_rate", "attributes", "clip_score", "n"):
+            assert a["defaults"][cat][key] == b["defaults"][cat][key], (cat, key)
+    assert (tmp_path / "two" / "sheet.png").read_bytes() == (
+        tmp_path / "one" / "sheet.png"
+    ).read_bytes()

@@ -253,13 +253,8 @@ def _note_device_change(png: Path, settings: Any) -> None:
 
 
 def cmd_eval_generate(args: argparse.Namespace) -> int:
-    from vqclip.evaluate.generate_eval import (
-        CATEGORIES,
-        PLAIN,
-        eval_generate,
-        markdown,
-        write_outputs,
-    )
+    from vqclip.devices import dist_info, pick_device
+    from vqclip.evaluate.generate_eval import CATEGORIES, write_outputs
     from vqclip.generation.settings import GenerateSettings, SettingError
     from vqclip.io import ensure_dir
 
@@ -270,7 +265,14 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
     if unknown or not categories:
         named = ",".join(unknown) or "(none)"
         raise VqclipError(f"unknown --categories {named}; choose from {','.join(CATEGORIES)}")
-    base = GenerateSettings(clip=tuple(args.clip or ("shapes",)), device=args.device,
+    rank, world, local = dist_info()
+    device = args.device
+    if world > 1:  # torchrun: one device per rank, the images shared out as in a batch
+        import torch.distributed as dist
+
+        device = str(pick_device(args.device, local))
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    base = GenerateSettings(clip=tuple(args.clip or ("shapes",)), device=device,
                             precision=args.precision)  # fmt: skip
     try:  # check --clip/--device/--precision once, before any model loads
         dataclasses.replace(base, prompts="x").validate()
@@ -288,6 +290,19 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
 
         return on_image
 
+    try:
+        return _eval_runs(args, base, methods, sheet, save, rank)
+    finally:
+        if world > 1:
+            dist.destroy_process_group()
+
+
+def _eval_runs(args: argparse.Namespace, base: Any, methods: dict[str, Any], sheet: list[Any],
+               save: Callable[[str], Any], rank: int) -> int:  # fmt: skip
+    from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
+
+    categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
+
     runs = [("defaults", base)]
     if args.ablate:
         runs.append(("plain", dataclasses.replace(base, **PLAIN)))
@@ -299,8 +314,10 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
                 categories=categories,
             )  # fmt: skip
     finally:  # Ctrl-C included: what was finished stays on disk
-        write_outputs(args.out, methods, sheet)
-    print(json.dumps(methods, indent=2) if args.json else markdown(methods))
+        if rank == 0:
+            write_outputs(args.out, methods, sheet)
+    if rank == 0:
+        print(json.dumps(methods, indent=2) if args.json else markdown(methods))
     return 0
 
 
@@ -316,6 +333,7 @@ def add_animate_args(p: argparse.ArgumentParser) -> None:
                    help="folder of the frames (default: frames); rerun to go on")  # fmt: skip
     p.add_argument("--video", type=Path, help="also write the frames as an MP4")
     p.add_argument("--fps", type=int, default=8, help="frames per second of the MP4")
+    p.add_argument("--sheet", type=Path, help="also write the frames as one contact sheet PNG")
     add_settings_args(p)
 
 
@@ -337,12 +355,22 @@ def cmd_animate(args: argparse.Namespace) -> int:
     video = VideoWriter(args.video, fps=args.fps) if args.video else None
     if args.video:
         ensure_writable(args.video, "--video")
+    if args.sheet:
+        ensure_writable(args.sheet, "--sheet")
     paths, interrupted = animate(settings, args.frames, motion, args.iterations_per_frame,
                                  args.out_dir, progress=not args.quiet)  # fmt: skip
     if video is not None and paths:
         for path in paths:
             video.add(load_image(path))
         video.close()
+    if args.sheet and paths:
+        from vqclip.io import save_image
+        from vqclip.shapes.sheet import contact_sheet
+
+        frames = [load_image(path) for path in paths]
+        sheet = contact_sheet(frames, [f"frame {k}" for k in range(len(frames))],
+                              columns=8, cell=96, text_lines=1)  # fmt: skip
+        save_image(sheet, args.sheet)
     log.info("%d of %d frames in %s%s", len(paths), args.frames, args.out_dir,
              f", video {args.video}" if video is not None and paths else "")  # fmt: skip
     return 130 if interrupted else 0

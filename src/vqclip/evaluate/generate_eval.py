@@ -134,6 +134,8 @@ def eval_generate(
     ``keep`` collects the first :data:`SHEET_PER_CATEGORY` images of each category
     with their verdicts; ``on_image`` gets the summaries so far after each image
     (categories not yet started are left out), so that a long run can save as it goes.
+    Under torchrun (a process group initialised) each rank makes every ``world``-th
+    image, as batch generation shares its items, and every rank returns the whole tally.
     """
     from vqclip.clip.load import load_clip
     from vqclip.shapes.captions import parse_prompt
@@ -142,22 +144,52 @@ def eval_generate(
     clips = [load_clip(spec) for spec in settings.clip]
     vq = load_vqgan(settings.vqgan, config=settings.vqgan_config,
                     checkpoint=settings.vqgan_checkpoint)  # fmt: skip
-    results = {c: CategoryResult() for c in CATEGORIES}
-    jobs = [(k, c, p) for k, (c, p) in enumerate(
-        (c, p) for c in CATEGORIES for p in prompts_for(c, n)) if c in categories]  # fmt: skip
-    for k, category, text in tqdm(jobs, desc="eval-generate", disable=not progress):
+    rank, world = _rank_world()
+    jobs = [(k, c, p, j) for k, (c, p, j) in enumerate(
+        (c, p, j) for c in CATEGORIES for j, p in enumerate(prompts_for(c, n)))
+        if c in categories]  # fmt: skip
+    records: list[dict[str, Any]] = []
+    for k, category, text, j in tqdm(jobs[rank::world], desc="eval-generate",
+                                     disable=not progress):  # fmt: skip
         t0 = time.perf_counter()
         r = generate(replace(settings, prompts=text, seed=settings.seed + k), clips=clips, vqgan=vq)
-        res = results[category]
-        res.seconds.append(time.perf_counter() - t0)
-        res.scores.append(max(r.scores))
         g = grade(r.image, parse_prompt(text))
-        res.add(g.strict, g.lenient, g.attributes)
-        if keep is not None and res.n <= SHEET_PER_CATEGORY:
-            marks = f"{'PASS' if g.strict else 'fail'}/{'pass' if g.lenient else 'fail'}"
-            keep.append((r.image, f"{marks}: {text}"))
-        if on_image is not None:
-            on_image({c: results[c].summary() for c in CATEGORIES if results[c].n})
+        records.append({"k": k, "category": category, "text": text, "strict": g.strict,
+                        "lenient": g.lenient, "attributes": g.attributes,
+                        "score": max(r.scores), "seconds": time.perf_counter() - t0,
+                        "image": r.image if j < SHEET_PER_CATEGORY else None})  # fmt: skip
+        if on_image is not None and world == 1:
+            on_image(_tally(records, None))
+    if world > 1:  # torchrun: every rank made its share; all see the whole tally
+        import torch.distributed as dist
+
+        shares: list[Any] = [None] * world
+        dist.all_gather_object(shares, records)
+        records = sorted((r for share in shares for r in share), key=lambda r: r["k"])
+    return _tally(records, keep)
+
+
+def _rank_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _tally(
+    records: list[dict[str, Any]], keep: list[tuple[Image.Image, str]] | None
+) -> dict[str, dict[str, Any]]:
+    """The summary per category of the images made (in prompt order), and the sheet's."""
+    results = {c: CategoryResult() for c in CATEGORIES}
+    for rec in records:
+        res = results[rec["category"]]
+        res.seconds.append(rec["seconds"])
+        res.scores.append(rec["score"])
+        res.add(rec["strict"], rec["lenient"], rec["attributes"])
+        if keep is not None and rec["image"] is not None:
+            marks = f"{'PASS' if rec['strict'] else 'fail'}/{'pass' if rec['lenient'] else 'fail'}"
+            keep.append((rec["image"], f"{marks}: {rec['text']}"))
     return {c: results[c].summary() for c in CATEGORIES if results[c].n}
 
 
