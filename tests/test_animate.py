@@ -32,7 +32,7 @@ def test_animate_frames_story_and_resume(tmp_path, capsys):
             "--iterations-per-frame", "2", "--zoom", "1.1", "--rotate", "3", "--cutn", "4",
             "--out-dir", str(out), "-q")  # fmt: skip
     assert run(capsys, *argv, "--sheet", str(tmp_path / "sheet.png"))[0] == 0
-    assert Image.open(tmp_path / "sheet.png").size[0] == 8 * 96  # eight columns
+    assert Image.open(tmp_path / "sheet.png").size[0] == 8 * (96 + 6) + 6  # eight columns
     frames = sorted(out.glob("*.png"))
     assert [f.name for f in frames] == [f"{i:05d}.png" for i in range(4)]
     settings = [read_settings(f) for f in frames]

@@ -48,7 +48,7 @@ def test_eval_generate_under_torchrun_matches_one_process(tmp_path):
     import sys
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    argv = ["-m", "vqclip", "eval-generate", "--n", "2", "--iterations", "2",
+    argv = ["-m", "vqclip", "eval-generate", "--per-category", "2", "--iterations", "2",
             "--categories", "single,pair", "--json", "-q"]  # fmt: skip
     one = subprocess.run([sys.executable, *argv, "--out", str(tmp_path / "one")], env=env,
                          check=True, capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -123,7 +123,9 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="results folder, read by the gallery (default: vqclip-ui)")  # fmt: skip
     ui.set_defaults(func=_cmd_ui)
     eg = sub.add_parser("eval-generate", parents=[common], help="ShapesEval: generate and judge")
-    eg.add_argument("--n", type=positive, default=100, help="prompts per category")
+    eg.add_argument("--n", "--per-category", dest="n", type=positive, default=100,
+                    help="prompts per category (--per-category under torchrun, whose own "
+                         "parser takes --n for --nnodes)")  # fmt: skip
     eg.add_argument("--out", type=Path, default=Path("shapeseval"), help="output folder")
     eg.add_argument("--iterations", type=positive, help="override the default iterations")
     eg.add_argument("--ablate", action="store_true", help="also run the plain method")
