@@ -117,6 +117,12 @@ def gallery_items(folder: Path) -> list[tuple[str, str]]:
     return out
 
 
+def shown(image: Any, side: int = 320) -> Any:
+    """A small picture enlarged (whole pixels, nearest) for the page; files keep its size."""
+    k = max(1, side // max(image.size))
+    return image if k == 1 else image.resize((image.width * k, image.height * k), 0)
+
+
 class Runner:
     """Runs one generation in a thread and streams its previews; can be stopped."""
 
@@ -144,7 +150,7 @@ class Runner:
             i = state["i"]
             if (i + 1) % PREVIEW_EVERY == 0 or i + 1 == s.iterations:
                 events.put({"kind": "preview", "i": i + 1, "loss": state["loss"],
-                            "image": to_image(state["image"][0])})  # fmt: skip
+                            "image": shown(to_image(state["image"][0]))})  # fmt: skip
             if stop.is_set():
                 raise KeyboardInterrupt  # generate() keeps the image so far
 
@@ -292,7 +298,7 @@ def build_app(folder: Path) -> Any:
                     word = "Cancelled" if result.interrupted else "Done"
                     yield (f"{word}: {len(result.losses)} iterations, "
                            f"{result.timings['optimise_s']:.1f} s, saved {png.name}",
-                           result.image, result.settings.to_json(),
+                           shown(result.image), result.settings.to_json(),
                            [str(p) for p in (png, mp4) if p is not None])  # fmt: skip
 
         def stop_run(stop: threading.Event | None) -> None:
