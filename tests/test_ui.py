@@ -163,8 +163,11 @@ def test_two_sessions_queue_and_both_finish(server, browser):
 def test_gallery_reproduces_identical_bytes_and_loads_settings(server, browser):
     url, folder = server
     page = _page(browser, url)
+    page.locator("#video input").check()  # an MP4 of the run among the downloads
     _start(page, "a purple circle", 12)
     _status_has(page, "Done")
+    assert ".mp4" in page.locator("#files").inner_text()
+    page.locator("#video input").uncheck()
     name = page.locator("#status").inner_text().split("saved ")[1].strip()
     page.get_by_role("tab", name="Gallery").click()
     page.locator("#gallery button.thumbnail-item").first.wait_for(timeout=WAIT)

@@ -149,8 +149,9 @@ class Runner:
         def on_step(state: dict[str, Any]) -> None:
             i = state["i"]
             if (i + 1) % PREVIEW_EVERY == 0 or i + 1 == s.iterations:
+                frame = to_image(state["image"][0])
                 events.put({"kind": "preview", "i": i + 1, "loss": state["loss"],
-                            "image": shown(to_image(state["image"][0]))})  # fmt: skip
+                            "frame": frame, "image": shown(frame)})  # fmt: skip
             if stop.is_set():
                 raise KeyboardInterrupt  # generate() keeps the image so far
 
@@ -179,8 +180,10 @@ class Runner:
             thread.join()
 
 
-def save_result(result: Any, folder: Path, video: bool = False) -> tuple[Path, Path | None]:
-    """The result's PNG (settings inside) in ``folder``; with ``video``, an MP4 of it too."""
+def save_result(
+    result: Any, folder: Path, frames: list[Any] | None = None
+) -> tuple[Path, Path | None]:
+    """The result's PNG (settings inside) in ``folder``; with ``frames``, an MP4 of the run."""
     from vqclip.generation.outputs import VideoWriter, save_result_png
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -192,9 +195,10 @@ def save_result(result: Any, folder: Path, video: bool = False) -> tuple[Path, P
     png = base.with_suffix(".png")
     save_result_png(result.image, png, result.settings, device=result.device)
     mp4 = None
-    if video:
-        writer = VideoWriter(base.with_suffix(".mp4"))
-        writer.add(result.image)
+    if frames:
+        writer = VideoWriter(base.with_suffix(".mp4"), fps=8)
+        for frame in [*frames, result.image]:
+            writer.add(frame)
         writer.close()
         mp4 = base.with_suffix(".mp4")
     return png, mp4
@@ -242,7 +246,8 @@ def build_app(folder: Path) -> Any:
                 with gr.Row():
                     go = gr.Button("Generate", variant="primary", elem_id="generate")
                     cancel = gr.Button("Cancel", elem_id="cancel")
-                make_video = gr.Checkbox(False, label="also write an MP4 of the result")
+                make_video = gr.Checkbox(False, label="also write an MP4 of the run",
+                                             elem_id="video")  # fmt: skip
                 widgets: dict[str, Any] = {}
                 with gr.Accordion("Settings", open=True):
                     for spec in specs:
@@ -284,9 +289,12 @@ def build_app(folder: Path) -> Any:
             except VqclipError as e:
                 raise gr.Error(str(e), print_exception=False) from None
             stop = stop or threading.Event()
+            frames: list[Any] = []  # the previews, for the MP4 of the run
             yield "Starting…", gr.skip(), gr.skip(), gr.skip()
             for event in runner.run(s, stop):
                 if event["kind"] == "preview":
+                    if video:
+                        frames.append(event["frame"])
                     progress((event["i"], s.iterations), desc="generating")
                     text = f"Iteration {event['i']} of {s.iterations}, loss {event['loss']:.4f}"
                     yield text, event["image"], gr.skip(), gr.skip()
@@ -294,7 +302,7 @@ def build_app(folder: Path) -> Any:
                     raise gr.Error(event["message"], print_exception=False)
                 else:
                     result = event["result"]
-                    png, mp4 = save_result(result, folder, video)
+                    png, mp4 = save_result(result, folder, frames if video else None)
                     word = "Cancelled" if result.interrupted else "Done"
                     yield (f"{word}: {len(result.losses)} iterations, "
                            f"{result.timings['optimise_s']:.1f} s, saved {png.name}",
