@@ -277,7 +277,7 @@ def build_app(folder: Path) -> Any:
         stop_flag = gr.State(None)
         ordered = [widgets[n] for n in names]
 
-        def start(*_: Any) -> threading.Event:
+        def start() -> threading.Event:
             return threading.Event()
 
         track = gr.Progress()
@@ -348,12 +348,12 @@ def build_app(folder: Path) -> Any:
             png, _ = save_result(result, folder)
             return str(png)
 
-        run_event = go.click(start, None, stop_flag, queue=False).then(
+        # a fresh stop flag per run (outside the queue), then the run (one at a time)
+        go.click(start, None, stop_flag, queue=False).then(
             run, [prompt, make_video, stop_flag, *ordered], [status, image, used, files],
             concurrency_limit=1, concurrency_id="device",
         )  # fmt: skip
         cancel.click(stop_run, stop_flag, None, queue=False)
-        del run_event
         refresh.click(lambda: gallery_items(folder), None, gallery)
         gallery_tab.select(lambda: gallery_items(folder), None, gallery)
         gallery.select(pick, None, [picked, picked_settings])
