@@ -119,8 +119,11 @@ def gallery_items(folder: Path) -> list[tuple[str, str]]:
 
 def shown(image: Any, side: int = 320) -> Any:
     """A small picture enlarged (whole pixels, nearest) for the page; files keep its size."""
+    from PIL import Image
+
     k = max(1, side // max(image.size))
-    return image if k == 1 else image.resize((image.width * k, image.height * k), 0)
+    size = (image.width * k, image.height * k)
+    return image if k == 1 else image.resize(size, Image.Resampling.NEAREST)
 
 
 class Runner:
@@ -131,12 +134,12 @@ class Runner:
         self.lock = threading.Lock()  # one generation at a time per device
 
     def _load(self, s: GenerateSettings) -> tuple[list[Any], Any]:
-        from vqclip.generation.batch import _load
+        from vqclip.generation.batch import load_models
 
         key = (*s.clip, s.vqgan, str(s.vqgan_config), str(s.vqgan_checkpoint))
         if key not in self.models:
             self.models.clear()  # keep one set of models in memory
-            self.models[key] = _load(s)
+            self.models[key] = load_models(s)
         return typing.cast(tuple[list[Any], Any], self.models[key])
 
     def run(self, s: GenerateSettings, stop: threading.Event) -> Iterator[dict[str, Any]]:

@@ -348,8 +348,6 @@ def cmd_animate(args: argparse.Namespace) -> int:
     except SettingError as e:
         raise as_flag_error(e) from None
     motion = Motion(args.zoom, args.rotate, tuple(args.translate)).check()
-    if args.frames < 1 or args.iterations_per_frame < 1:
-        raise VqclipError("--frames and --iterations-per-frame must be at least 1")
     ensure_dir(args.out_dir)
     ensure_writable(args.out_dir / "00000.png", "--out-dir")
     video = VideoWriter(args.video, fps=args.fps) if args.video else None

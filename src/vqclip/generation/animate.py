@@ -84,7 +84,7 @@ def animate(
     """
     from tqdm import tqdm
 
-    from vqclip.generation.batch import _load
+    from vqclip.generation.batch import load_models
     from vqclip.generation.generator import generate
     from vqclip.generation.outputs import save_result_png
     from vqclip.generation.prompts import parse_story
@@ -96,7 +96,7 @@ def animate(
     parse_story(settings.prompts)
     scenes = [t.strip() for t in settings.prompts.split("^")]
     ensure_dir(out_dir / "inits")
-    clips, vq = models or _load(settings)
+    clips, vq = models or load_models(settings)
     paths: list[Path] = []
     bar = tqdm(range(frames), desc="animate", disable=not progress)
     for f in bar:

@@ -196,7 +196,7 @@ def run_batch(
     todo = [it for it in mine if done.get(it.id, {}).get("file") != it.file]
     if not todo:
         return {"made": 0, "skipped": len(mine), "total": len(mine)}
-    clips, vq = (models or _load)(base)
+    clips, vq = (models or load_models)(base)
     manifest = out_dir / (MANIFEST if world == 1 else f"manifest.rank{rank}.jsonl")
     bar = tqdm(todo, desc=f"batch (rank {rank})" if world > 1 else "batch",
                disable=not progress)  # fmt: skip
@@ -218,7 +218,8 @@ def run_batch(
     return {"made": made, "skipped": len(mine) - len(todo), "total": len(mine)}
 
 
-def _load(s: GenerateSettings) -> tuple[list[Any], Any]:
+def load_models(s: GenerateSettings) -> tuple[list[Any], Any]:
+    """The settings' CLIPs and VQGAN, loaded once for many generations."""
     from vqclip.clip.load import load_clip
     from vqclip.vqgan.load import load_vqgan
 

@@ -391,9 +391,12 @@ def load_state(loop: Loop, path: Path) -> int:
         raise VqclipError(f"state file not found: {path}") from None
     except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
         raise VqclipError(f"{path} is not a vqclip state file ({e})") from None
+    if not isinstance(meta, dict) or not {"settings", "next", "losses", "optimizer"} <= set(meta):
+        raise VqclipError(f"{path} is not a vqclip state file (its metadata is incomplete)")
     saved = GenerateSettings.from_json(meta["settings"])
     if saved != loop.s:
-        differ = [k for k, v in saved.to_json().items() if loop.s.to_json().get(k) != v]
+        now = loop.s.to_json()
+        differ = [k for k, v in saved.to_json().items() if now.get(k) != v]
         raise VqclipError(
             f"{path} was saved by a run with other settings ({', '.join(differ)} differ); "
             "rerun with the same flags"
