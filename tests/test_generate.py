@@ -233,3 +233,16 @@ def test_python_api_vqclip_generate():
     r = vqclip.generate(Settings(prompts="a blue star", iterations=2, cutn=1))
     assert r.image.size == (64, 64) and len(r.losses) == 2
     assert r.settings.size == (64, 64) and r.timings["optimise_s"] > 0
+
+
+@pytest.mark.parametrize(("prompt", "rgb"), [("a red circle on a black background", (0, 0, 0)),
+                                             ("a red circle on a gray background", (128, 128, 128)),
+                                             ("A red circle on a grey background.", (128, 128, 128)),
+                                             ("a red circle", (255, 255, 255))])  # fmt: skip
+def test_background_init_starts_from_the_named_background(models, prompt, rgb):
+    from vqclip.generation.generator import prompt_background
+
+    assert prompt_background(prompt) == rgb
+    r = gen(models, prompts=prompt, init_noise="background", iterations=1, lr=1e-6)
+    mean = np.asarray(r.image, dtype=np.float64).reshape(-1, 3).mean(0)
+    assert np.abs(mean - np.array(rgb)).max() < 20, mean

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,6 +27,7 @@ from vqclip.generation.optimizers import make_optimizer
 from vqclip.generation.prompts import parse_image_prompt, parse_noise_prompt, parse_story
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_image, to_tensor
+from vqclip.shapes.scene import BACKGROUNDS
 from vqclip.vqgan.model import VQGAN
 
 log = logging.getLogger(__name__)
@@ -213,12 +215,25 @@ def _initial_latent(
             x = torch.rand(n, 3, h, w, generator=g, device=dev)
         elif s.init_noise == "plain":  # one flat gray canvas
             x = torch.full((n, 3, h, w), 0.5, device=dev)
+        elif s.init_noise == "background":  # the flat background the prompt names
+            rgb = torch.tensor(prompt_background(s.prompts), dtype=torch.float32, device=dev)
+            x = (rgb / 255).view(1, 3, 1, 1).expand(n, 3, h, w)
         else:  # gradient: a smooth blend between two random colours
             a = torch.rand(n, 3, 1, 1, generator=g, device=dev)
             b = torch.rand(n, 3, 1, 1, generator=g, device=dev)
             t = torch.linspace(0, 1, w, device=dev).view(1, 1, 1, w)
             x = (a * (1 - t) + b * t).expand(n, 3, h, w)
         return vq.encode_latent(x * 2 - 1)
+
+
+_NAMED_BACKGROUND = re.compile(rf"\bon an? ({'|'.join(BACKGROUNDS)}|grey) background\b")
+
+
+def prompt_background(prompts: str) -> tuple[int, int, int]:
+    """The Shapes background colour the first prompt naming one states; white if none does."""
+    for m in _NAMED_BACKGROUND.finditer(prompts.lower()):
+        return BACKGROUNDS["gray" if m[1] == "grey" else m[1]]
+    return BACKGROUNDS["white"]
 
 
 def _lr(s: GenerateSettings, i: int) -> float:

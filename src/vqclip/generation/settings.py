@@ -21,7 +21,7 @@ from vqclip.errors import VqclipError
 
 OPTIMIZERS = ("adam", "adamw", "adamax", "diffgrad", "sgd", "radam", "nadam", "adagrad", "rmsprop")
 SCHEDULES = ("constant", "cosine", "linear")
-INIT_NOISE = ("codes", "pixels", "gradient", "plain")
+INIT_NOISE = ("codes", "pixels", "gradient", "plain", "background")
 CUT_METHODS = ("crops", "pooled")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 AUGMENTS = (
@@ -45,6 +45,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "augment_p": 0.7,
         "lr": 0.1,
         "iterations": 300,
+        "init_noise": "codes",
     },
 }
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -88,7 +89,12 @@ class GenerateSettings:
     augment_p: float = _f(1.0, "probability that each augmentation is applied to a view")
     prompt_aware: bool = _f(True, "no flips, shifts or small crops when a prompt states a place")
     init_image: str | None = _f(None, "start from this image")
-    init_noise: str = _f("codes", "how the latent starts without --init-image", INIT_NOISE)
+    init_noise: str = _f(
+        "background",
+        "how the latent starts without --init-image (background: a flat canvas of the"
+        " background the prompt names, white if none; codes: random codes, the reference's)",
+        INIT_NOISE,
+    )
     init_weight: float = _f(0.0, "pull of the latent towards its start")
     init_weight_decay: bool = _f(False, "let that pull fade out over the run")
     story_every: int = _f(0, "iterations per story scene (0: spread evenly)")
