@@ -63,3 +63,18 @@ def test_eval_generate_under_torchrun_matches_one_process(tmp_path):
     assert (tmp_path / "two" / "sheet.png").read_bytes() == (
         tmp_path / "one" / "sheet.png"
     ).read_bytes()
+
+
+def test_eval_generate_settings_are_applied_and_checked(tmp_path, capsys):
+    out = tmp_path / "se"
+    args = ["eval-generate", "--n", "1", "--categories", "single", "--out", str(out), "-q",
+            "--json"]  # fmt: skip
+    code, a, _ = run(capsys, *args, "--settings", '{"iterations": 1}')
+    code2, b, _ = run(capsys, *args, "--settings", '{"iterations": 1, "init_noise": "background"}')
+    assert code == code2 == 0
+    score = json.loads(a)["defaults"]["single"]["clip_score"]
+    assert score != json.loads(b)["defaults"]["single"]["clip_score"]
+    for bad, named in [("nope", "not JSON"), ('{"lr": "a"}', "'lr'"), ('{"seed": 1}', "seed"),
+                       ('{"cutn": 0}', "--cutn")]:  # fmt: skip
+        code, _, err = run(capsys, *args, "--settings", bad)
+        assert code != 0 and named in err and len(err.strip().splitlines()) == 1, err

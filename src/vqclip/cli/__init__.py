@@ -138,6 +138,9 @@ def _build_parser() -> argparse.ArgumentParser:
         default="single,position,pair,count,held-out",
         help="comma-separated subset of the categories (seeds stay as in a full run)",
     )
+    eg.add_argument("--settings", metavar="JSON",
+                    help="generate settings over the defaults, for an ablation row, e.g. "
+                         "'{\"init_noise\": \"codes\"}'")  # fmt: skip
     eg.add_argument("--json", action="store_true", help="print JSON")
     eg.set_defaults(func=cmd_eval_generate)
     v = sub.add_parser("train-vqgan", parents=[common], help="train a small VQGAN on Shapes world")

@@ -274,6 +274,8 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     base = GenerateSettings(clip=tuple(args.clip or ("shapes",)), device=device,
                             precision=args.precision)  # fmt: skip
+    if args.settings:
+        base = dataclasses.replace(base, **_settings_json(args.settings))
     try:  # check --clip/--device/--precision once, before any model loads
         dataclasses.replace(base, prompts="x").validate()
     except SettingError as e:
@@ -295,6 +297,21 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
     finally:
         if world > 1:
             dist.destroy_process_group()
+
+
+def _settings_json(text: str) -> dict[str, Any]:
+    """The fields of ``--settings JSON``, type-checked; prompts and seeds are the eval's own."""
+    from vqclip.generation.settings import GenerateSettings
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise VqclipError(f"--settings is not JSON ({e.msg}); e.g. '{{\"lr\": 0.1}}'") from None
+    for own in ("prompts", "seed"):
+        if isinstance(data, dict) and own in data:
+            raise VqclipError(f"--settings cannot set {own!r}: ShapesEval chooses it")
+    parsed = GenerateSettings.from_json(data)  # type checks, unknown names
+    return {k: getattr(parsed, k) for k in data}
 
 
 def _eval_runs(args: argparse.Namespace, base: Any, methods: dict[str, Any], sheet: list[Any],
