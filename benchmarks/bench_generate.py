@@ -49,6 +49,17 @@ def _models(kind: str, device: str):
     return [clip], VQGAN(config_from_params(entry.params, entry.target)).eval()
 
 
+def _peak_gflops(n: int = 1024, reps: int = 20) -> float:
+    """This core's rate on one large square fp32 product (best of ``reps``): the ceiling."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return round(2 * n**3 / best / 1e9, 1)
+
+
 def one_case(kind: str, size: int, cutn: int, iterations: int, device: str, precision: str,
              profile: bool = False) -> dict:  # fmt: skip
     from vqclip.generation.generator import setup, step
@@ -68,10 +79,22 @@ def one_case(kind: str, size: int, cutn: int, iterations: int, device: str, prec
         from torch.profiler import ProfilerActivity
         from torch.profiler import profile as prof
 
-        with prof(activities=[ProfilerActivity.CPU]) as p:
+        with prof(activities=[ProfilerActivity.CPU], with_flops=True) as p:
             for i in range(1, iterations + 1):
                 step(loop, i)
-        print(p.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+        events = p.key_averages()
+        print(events.table(sort_by="self_cpu_time_total", row_limit=15))
+        # the matrix products' share: their FLOPs (counted by the profiler), their time,
+        # and so the rate they run at, against the whole iteration
+        mm = [e for e in events if e.key in ("aten::mm", "aten::addmm", "aten::bmm")]
+        flops = sum(e.flops for e in mm) / iterations
+        mm_s = sum(e.self_cpu_time_total for e in mm) / 1e6 / iterations
+        total_s = sum(e.self_cpu_time_total for e in events) / 1e6 / iterations
+        print(json.dumps({"matmul_gflop_per_it": round(flops / 1e9, 2),
+                          "matmul_s_per_it": round(mm_s, 4),
+                          "matmul_gflop_per_s": round(flops / 1e9 / mm_s, 1),
+                          "profiled_s_per_it": round(total_s, 4),
+                          "peak_gflop_per_s": _peak_gflops()}))  # fmt: skip
     best = float("inf")  # the best of three rounds: this shared VM's timings jitter by ~20%
     for r in range(3):
         t0 = time.perf_counter()
