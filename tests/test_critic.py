@@ -68,6 +68,23 @@ def test_loop_chains_follow_the_loop_and_age(tmp_path):
     assert (sampler.buffer.x <= sampler.zmax[0] + 1e-6).all()
 
 
+@pytest.mark.parametrize("init", ["background", "codes"])
+def test_loop_chains_start_as_the_loop_starts(tmp_path, init):
+    from vqclip.clip.samples import caption_of
+    from vqclip.generation.generator import prompt_background
+
+    settings = SamplerSettings(kind="loop", buffer_size=4, batch=4, steps=1)
+    sampler = CriticSampler(settings, _tiny_bundle(tmp_path), load_vqgan("shapes"),
+                            loop=GenerateSettings(cutn=2, init_noise=init), seed=0)  # fmt: skip
+    sampler._restart(torch.arange(4))
+    pics = sampler.pictures(sampler.buffer.x)  # (4, 3, 64, 64) in [0, 1]
+    for pic, k in zip(pics, sampler.buffer.scene.tolist(), strict=True):
+        rgb = torch.tensor(prompt_background(caption_of(int(k)))) / 255
+        err = (pic - rgb[:, None, None]).abs().amax(0).mean()
+        # the background start decodes to the caption's flat background; random codes do not
+        assert (err < 0.1) if init == "background" else (err > 0.1), (init, float(err))
+
+
 def test_replay_buffer_is_saved_with_the_checkpoint_and_resumes(tmp_path):
     clip = _tiny_bundle(tmp_path)
     a = _loop_sampler(clip, 0)

@@ -10,7 +10,8 @@ sampling steps only. Two samplers:
   (straight-through quantisation, the same cutouts and augmentations, Adam with the
   same learning rate). Each chain keeps its latent, its Adam moments and its age, so a
   chain *is* a generation run, spread over training steps, against a critic that keeps
-  learning; at the generator's iteration count it starts again from random codes.
+  learning; at the generator's iteration count it starts again as the loop starts (its
+  ``init_noise``: the flat background its caption names, or random codes).
 - ``sgld``: Langevin dynamics on the pixels (JEM's sampler): a gradient step on the
   energy ``-scale · cos(image, caption)`` plus Gaussian noise.
 
@@ -31,7 +32,12 @@ from vqclip.clip.loss import logit_scale_value
 from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
 from vqclip.generation.cutouts import Cutouts, states_position
-from vqclip.generation.generator import clamp_with_grad, quantize_st, spherical_distance
+from vqclip.generation.generator import (
+    clamp_with_grad,
+    prompt_background,
+    quantize_st,
+    spherical_distance,
+)
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_tensor
 from vqclip.shapes.render import render
@@ -153,6 +159,7 @@ class CriticSampler:
                 raise VqclipError("the loop sampler needs a VQGAN")
             vqgan.eval().requires_grad_(False)
             res, f = vqgan.config.ddconfig.resolution, vqgan.factor
+            self.res = res
             shape: tuple[int, ...] = (vqgan.config.embed_dim, res // f, res // f)
             codes = vqgan.codebook.detach()
             self.zmin = codes.min(dim=0).values[None, :, None, None]
@@ -186,9 +193,15 @@ class CriticSampler:
         if self.s.kind == "loop":
             assert self.vq is not None
             h, w = b.x.shape[-2:]
-            codes = torch.randint(0, self.vq.config.n_embed, (n, h, w), generator=g)
             with torch.no_grad():
-                b.x[idx] = self.vq.quantize.embed_indices(codes.to(b.x.device))
+                if self.loop.init_noise == "background":  # as the loop starts: a flat canvas
+                    rgb = [prompt_background(caption_of(int(k))) for k in b.scene[idx].tolist()]
+                    x = torch.tensor(rgb, dtype=torch.float32, device=b.x.device) / 255
+                    x = x[:, :, None, None].expand(n, 3, self.res, self.res)
+                    b.x[idx] = self.vq.encode_latent(x * 2 - 1)
+                else:
+                    codes = torch.randint(0, self.vq.config.n_embed, (n, h, w), generator=g)
+                    b.x[idx] = self.vq.quantize.embed_indices(codes.to(b.x.device))
         else:
             b.x[idx] = torch.rand((n, *b.x.shape[1:]), generator=g).to(b.x.device)
         b.m[idx], b.v[idx], b.age[idx], b.fresh[idx] = 0.0, 0.0, 0, False
