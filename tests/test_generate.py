@@ -235,10 +235,15 @@ def test_python_api_vqclip_generate():
     assert r.settings.size == (64, 64) and r.timings["optimise_s"] > 0
 
 
-@pytest.mark.parametrize(("prompt", "rgb"), [("a red circle on a black background", (0, 0, 0)),
-                                             ("a red circle on a gray background", (128, 128, 128)),
-                                             ("A red circle on a grey background.", (128, 128, 128)),
-                                             ("a red circle", (255, 255, 255))])  # fmt: skip
+BACKGROUND_CASES = [
+    ("a red circle on a black background", (0, 0, 0)),
+    ("a red circle on a gray background", (128, 128, 128)),
+    ("A red circle on a grey background.", (128, 128, 128)),
+    ("a red circle", (255, 255, 255)),
+]
+
+
+@pytest.mark.parametrize(("prompt", "rgb"), BACKGROUND_CASES)
 def test_background_init_starts_from_the_named_background(models, prompt, rgb):
     from vqclip.generation.generator import prompt_background
 
