@@ -33,8 +33,8 @@ from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
 from vqclip.generation.cutouts import Cutouts, states_position
 from vqclip.generation.generator import (
+    background_canvas,
     clamp_with_grad,
-    prompt_background,
     quantize_st,
     spherical_distance,
 )
@@ -195,9 +195,8 @@ class CriticSampler:
             h, w = b.x.shape[-2:]
             with torch.no_grad():
                 if self.loop.init_noise == "background":  # as the loop starts: a flat canvas
-                    rgb = [prompt_background(caption_of(int(k))) for k in b.scene[idx].tolist()]
-                    x = torch.tensor(rgb, dtype=torch.float32, device=b.x.device) / 255
-                    x = x[:, :, None, None].expand(n, 3, self.res, self.res)
+                    captions = [caption_of(int(k)) for k in b.scene[idx].tolist()]
+                    x = background_canvas(captions, (self.res, self.res), b.x.device)
                     b.x[idx] = self.vq.encode_latent(x * 2 - 1)
                 else:
                     codes = torch.randint(0, self.vq.config.n_embed, (n, h, w), generator=g)

@@ -216,8 +216,7 @@ def _initial_latent(
         elif s.init_noise == "plain":  # one flat gray canvas
             x = torch.full((n, 3, h, w), 0.5, device=dev)
         elif s.init_noise == "background":  # the flat background the prompt names
-            rgb = torch.tensor(prompt_background(s.prompts), dtype=torch.float32, device=dev)
-            x = (rgb / 255).view(1, 3, 1, 1).expand(n, 3, h, w)
+            x = background_canvas([s.prompts] * n, (h, w), dev)
         else:  # gradient: a smooth blend between two random colours
             a = torch.rand(n, 3, 1, 1, generator=g, device=dev)
             b = torch.rand(n, 3, 1, 1, generator=g, device=dev)
@@ -234,6 +233,14 @@ def prompt_background(prompts: str) -> tuple[int, int, int]:
     for m in _NAMED_BACKGROUND.finditer(prompts.lower()):
         return BACKGROUNDS["gray" if m[1] == "grey" else m[1]]
     return BACKGROUNDS["white"]
+
+
+def background_canvas(
+    prompts: list[str], hw: tuple[int, int], device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Flat canvases (B, 3, H, W) in [0, 1], one per prompt, of the background it names."""
+    rgb = torch.tensor([prompt_background(p) for p in prompts], dtype=torch.float32) / 255
+    return rgb.to(device)[:, :, None, None].expand(len(prompts), 3, *hw)
 
 
 def _lr(s: GenerateSettings, i: int) -> float:
