@@ -70,7 +70,7 @@ def test_eval_generate_settings_are_applied_and_checked(tmp_path, capsys):
     args = ["eval-generate", "--n", "1", "--categories", "single", "--out", str(out), "-q",
             "--json"]  # fmt: skip
     code, a, _ = run(capsys, *args, "--settings", '{"iterations": 1}')
-    code2, b, _ = run(capsys, *args, "--settings", '{"iterations": 1, "init_noise": "background"}')
+    code2, b, _ = run(capsys, *args, "--settings", '{"iterations": 1, "init_noise": "codes"}')
     assert code == code2 == 0
     score = json.loads(a)["defaults"]["single"]["clip_score"]
     assert score != json.loads(b)["defaults"]["single"]["clip_score"]
