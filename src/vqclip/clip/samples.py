@@ -192,13 +192,13 @@ class CriticSampler:
         b.scene[idx] = torch.randint(0, SCENES, (n,), generator=g).to(b.scene.device)
         if self.s.kind == "loop":
             assert self.vq is not None
-            h, w = b.x.shape[-2:]
             with torch.no_grad():
                 if self.loop.init_noise == "background":  # as the loop starts: a flat canvas
                     captions = [caption_of(int(k)) for k in b.scene[idx].tolist()]
                     x = background_canvas(captions, (self.res, self.res), b.x.device)
                     b.x[idx] = self.vq.encode_latent(x * 2 - 1)
                 else:
+                    h, w = b.x.shape[-2:]
                     codes = torch.randint(0, self.vq.config.n_embed, (n, h, w), generator=g)
                     b.x[idx] = self.vq.quantize.embed_indices(codes.to(b.x.device))
         else:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -27,6 +26,7 @@ from vqclip.generation.optimizers import make_optimizer
 from vqclip.generation.prompts import parse_image_prompt, parse_noise_prompt, parse_story
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_image, to_tensor
+from vqclip.shapes.captions import named_background
 from vqclip.shapes.scene import BACKGROUNDS
 from vqclip.vqgan.model import VQGAN
 
@@ -225,14 +225,9 @@ def _initial_latent(
         return vq.encode_latent(x * 2 - 1)
 
 
-_NAMED_BACKGROUND = re.compile(rf"\bon an? ({'|'.join(BACKGROUNDS)}|grey) background\b")
-
-
 def prompt_background(prompts: str) -> tuple[int, int, int]:
     """The Shapes background colour the first prompt naming one states; white if none does."""
-    for m in _NAMED_BACKGROUND.finditer(prompts.lower()):
-        return BACKGROUNDS["gray" if m[1] == "grey" else m[1]]
-    return BACKGROUNDS["white"]
+    return BACKGROUNDS[named_background(prompts) or "white"]
 
 
 def background_canvas(

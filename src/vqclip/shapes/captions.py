@@ -130,6 +130,19 @@ def _normalise(text: str) -> str:
     return re.sub(r"\b(centre|middle)\b", "center", t)
 
 
+_NAMED_BACKGROUND = re.compile(rf"\bon an? (?P<bg>{'|'.join(BACKGROUNDS)}) background\b")
+
+
+def named_background(text: str) -> str | None:
+    """The background the first "on a … background" anywhere in ``text`` names, or None.
+
+    Read as :func:`parse_prompt` reads it (any case, ``grey`` for ``gray``), but the rest
+    of ``text`` need not be a caption of the grammar (weights, ``|``, other words).
+    """
+    m = _NAMED_BACKGROUND.search(_normalise(text))
+    return m["bg"] if m else None
+
+
 def _check_article(art: str, following: str, text: str) -> None:
     if art != article(following):
         raise VqclipError(
