@@ -34,7 +34,7 @@ def test_eval_generate_cli_writes_its_outputs(tmp_path, capsys):
                           "--ablate", "--out", str(out), "--json", "-q")  # fmt: skip
     assert code == 0
     report = json.loads(stdout)
-    assert set(report) == {"defaults", "plain"}
+    assert set(report) == {"defaults", "defaults unpruned", "plain"}  # plain: no pruning
     assert set(report["defaults"]) == set(CATEGORIES)
     assert all(r["n"] == 1 and 0 <= r["pass_rate"] <= 1 for r in report["defaults"].values())
     assert (out / "shapeseval.md").read_text().startswith("| category |")
@@ -78,3 +78,18 @@ def test_eval_generate_settings_are_applied_and_checked(tmp_path, capsys):
                        ('{"cutn": 0}', "--cutn")]:  # fmt: skip
         code, _, err = run(capsys, *args, "--settings", bad)
         assert code != 0 and named in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_unpruned_row_is_the_same_loop_before_pruning(tmp_path, capsys):
+    args = ["eval-generate", "--n", "2", "--iterations", "20", "--categories", "single,count",
+            "--out", str(tmp_path / "se"), "-q", "--json"]  # fmt: skip
+    code, pruned, _ = run(capsys, *args)
+    code2, off, _ = run(capsys, *args, "--settings", '{"prune": null}')
+    assert code == code2 == 0
+    pruned, off = json.loads(pruned), json.loads(off)
+    assert set(off) == {"defaults"}  # pruning off: no paired row
+    for cat in ("single", "count"):
+        before = pruned["defaults unpruned"][cat]
+        for key in ("pass_rate", "lenient_rate", "attributes", "n"):
+            assert before[key] == off["defaults"][cat][key], (cat, key)
+        assert before["clip_score"] is None

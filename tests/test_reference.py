@@ -154,6 +154,10 @@ def test_cli_preset_keeps_explicit_flags_equal_to_defaults():
     assert s.cutn == 8 and s.iterations == 300 and s.vqgan == "imagenet_f16_16384"
     s = settings_from_args(p.parse_args(["x", "--preset", "imagenet"]))
     assert s.cutn == 32 and s.iterations == 300
+    assert s.prune is None  # the reference does not prune
+    assert settings_from_args(p.parse_args(["x", "--prune", "none"])).prune is None
+    assert settings_from_args(p.parse_args(["x", "--prune", "0.1"])).prune == 0.1
+    assert settings_from_args(p.parse_args(["x"])).prune == GenerateSettings().prune
 
 
 def test_every_flag_has_help_and_shows_its_default(capsys):

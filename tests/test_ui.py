@@ -219,3 +219,15 @@ def test_port_in_use_and_bad_folder_are_one_line(tmp_path, capsys):
     code, _, err = run(capsys, "ui", "--port", str(_free_port()), "--out-dir",
                        str(blocker / "sub"))  # fmt: skip
     assert_one_line_error(code, err, "cannot create folder")
+
+
+def test_form_reads_an_optional_number_blank_or_none_as_off():
+    from vqclip.errors import VqclipError
+    from vqclip.ui import settings_from_form
+
+    assert settings_from_form("a red circle", ["prune"], [""]).prune is None
+    assert settings_from_form("a red circle", ["prune"], ["None"]).prune is None
+    assert settings_from_form("a red circle", ["prune"], ["0.05"]).prune == 0.05
+    with pytest.raises(VqclipError, match="prune") as e:
+        settings_from_form("a red circle", ["prune"], ["lots"])
+    assert "\n" not in str(e.value)

@@ -65,7 +65,7 @@ def _from_widget(name: str, hint: Any, value: Any) -> Any:
             return tuple(item(p) for p in parts)
         except ValueError:
             raise VqclipError(f"{name}: {value!r} is not a list of {item.__name__}") from None
-    if value in (None, "") and type(None) in typing.get_args(hint):
+    if type(None) in typing.get_args(hint) and str(value or "").strip().lower() in ("", "none"):
         return None
     if base is bool:
         return bool(value)
@@ -74,7 +74,10 @@ def _from_widget(name: str, hint: Any, value: Any) -> Any:
             raise VqclipError(f"{name}: {value} is not a whole number")
         return int(value)
     if base is float:
-        return float(value)
+        try:
+            return float(value)
+        except ValueError:
+            raise VqclipError(f"{name}: {value!r} is not a number") from None
     return str(value)
 
 

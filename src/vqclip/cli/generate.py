@@ -42,6 +42,14 @@ def _comma_list(text: str) -> tuple[str, ...]:
     return () if text in ("", "none") else tuple(t.strip() for t in text.split(",") if t.strip())
 
 
+def _or_none(kind: type) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        return None if text.lower() == "none" else kind(text)
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error
+    return parse
+
+
 def add_generate_args(p: argparse.ArgumentParser) -> None:
     """One flag per :class:`GenerateSettings` field (help, default and choices from the field).
 
@@ -98,6 +106,8 @@ def add_settings_args(p: argparse.ArgumentParser) -> None:
                 p.add_argument(flag_of(name), action="append", type=item, **kw)
             else:
                 p.add_argument(flag_of(name), type=_comma_list, **kw)
+        elif base is not str and type(None) in typing.get_args(hint):
+            p.add_argument(flag_of(name), type=_or_none(base), **kw)  # e.g. --prune none
         else:
             p.add_argument(flag_of(name), type=base, choices=choices, **kw)
 
@@ -285,9 +295,11 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
     sheet: list[Any] = []
     methods: dict[str, dict[str, Any]] = {}
 
+    from vqclip.evaluate.generate_eval import split_unpruned
+
     def save(name: str) -> Callable[[dict[str, Any]], None]:
         def on_image(summary: dict[str, Any]) -> None:
-            methods[name] = summary
+            methods.update(split_unpruned(name, summary))
             write_outputs(args.out, methods, [])  # JSON and table, after every image
 
         return on_image
@@ -316,7 +328,13 @@ def _settings_json(text: str) -> dict[str, Any]:
 
 def _eval_runs(args: argparse.Namespace, base: Any, methods: dict[str, Any], sheet: list[Any],
                save: Callable[[str], Any], rank: int) -> int:  # fmt: skip
-    from vqclip.evaluate.generate_eval import PLAIN, eval_generate, markdown, write_outputs
+    from vqclip.evaluate.generate_eval import (
+        PLAIN,
+        eval_generate,
+        markdown,
+        split_unpruned,
+        write_outputs,
+    )
 
     categories = tuple(c.strip() for c in args.categories.split(",") if c.strip())
 
@@ -326,10 +344,11 @@ def _eval_runs(args: argparse.Namespace, base: Any, methods: dict[str, Any], she
     try:
         for name, settings in runs:
             keep = sheet if name == "defaults" else None
-            methods[name] = eval_generate(
+            summary = eval_generate(
                 args.n, settings, progress=not args.quiet, keep=keep, on_image=save(name),
                 categories=categories,
             )  # fmt: skip
+            methods.update(split_unpruned(name, summary))
     finally:  # Ctrl-C included: what was finished stays on disk
         if rank == 0:
             write_outputs(args.out, methods, sheet)

@@ -30,7 +30,7 @@ from vqclip.shapes.scene import EVAL_SEED_START, HELD_OUT, Scene
 
 CATEGORIES = ("single", "position", "pair", "count", "held-out")
 # The "plain" method of the ablation: no prompt-aware augmentation, no extras.
-PLAIN: dict[str, Any] = {"prompt_aware": False, "augments": (), "cut_min": 0.5}
+PLAIN: dict[str, Any] = {"prompt_aware": False, "augments": (), "cut_min": 0.5, "prune": None}
 
 
 def _single(scene: Scene, with_position: bool) -> str:
@@ -153,11 +153,15 @@ def eval_generate(
                                      disable=not progress):  # fmt: skip
         t0 = time.perf_counter()
         r = generate(replace(settings, prompts=text, seed=settings.seed + k), clips=clips, vqgan=vq)
-        g = grade(r.image, parse_prompt(text))
+        scene = parse_prompt(text)
+        g = grade(r.image, scene)
         records.append({"k": k, "category": category, "text": text, "strict": g.strict,
                         "lenient": g.lenient, "attributes": g.attributes,
                         "score": max(r.scores), "seconds": time.perf_counter() - t0,
                         "image": r.image if j < SHEET_PER_CATEGORY else None})  # fmt: skip
+        if r.unpruned is not None:  # the same loop's picture before pruning: a paired row
+            u = grade(r.unpruned, scene)
+            records[-1]["unpruned"] = (u.strict, u.lenient, u.attributes)
         if on_image is not None and world == 1:
             on_image(_tally(records, None))
     if world > 1:  # torchrun: every rank made its share; all see the whole tally
@@ -182,15 +186,38 @@ def _tally(
 ) -> dict[str, dict[str, Any]]:
     """The summary per category of the images made (in prompt order), and the sheet's."""
     results = {c: CategoryResult() for c in CATEGORIES}
+    unpruned = {c: CategoryResult() for c in CATEGORIES}
     for rec in records:
         res = results[rec["category"]]
         res.seconds.append(rec["seconds"])
         res.scores.append(rec["score"])
         res.add(rec["strict"], rec["lenient"], rec["attributes"])
+        if "unpruned" in rec:
+            unpruned[rec["category"]].add(*rec["unpruned"])
         if keep is not None and rec["image"] is not None:
             marks = f"{'PASS' if rec['strict'] else 'fail'}/{'pass' if rec['lenient'] else 'fail'}"
             keep.append((rec["image"], f"{marks}: {rec['text']}"))
-    return {c: results[c].summary() for c in CATEGORIES if results[c].n}
+    out = {c: results[c].summary() for c in CATEGORIES if results[c].n}
+    for c, summary in out.items():
+        if unpruned[c].n:
+            summary["unpruned"] = unpruned[c].summary()
+    return out
+
+
+def split_unpruned(
+    name: str, summary: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{name: ..., name + " unpruned": ...}``: the paired row of the same loop before pruning.
+
+    The unpruned row has no CLIP score or time of its own: they are the pruned run's.
+    """
+    out = {name: {c: {k: v for k, v in s.items() if k != "unpruned"} for c, s in summary.items()}}
+    before = {c: {**s["unpruned"], "clip_score": None,
+                  "seconds_per_image": s["seconds_per_image"]}
+              for c, s in summary.items() if "unpruned" in s}  # fmt: skip
+    if before:
+        out[f"{name} unpruned"] = before
+    return out
 
 
 def markdown(methods: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -213,7 +240,7 @@ def markdown(methods: dict[str, dict[str, dict[str, Any]]]) -> str:
             cells.append(
                 f"{100 * r['pass_rate']:.0f}% [{100 * lo:.0f}–{100 * hi:.0f}] (n={r['n']})"
             )
-            scores.append(f"{r['clip_score']:.3f}")
+            scores.append("—" if r["clip_score"] is None else f"{r['clip_score']:.3f}")
         secs = methods[names[0]][c]["seconds_per_image"]
         rows.append(f"| {c} | " + " | ".join(cells + scores) + f" | {secs:.1f} |")
     return "\n".join([*rows, "", graded_markdown(methods)])

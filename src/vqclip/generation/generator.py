@@ -46,6 +46,9 @@ class GenerateResult:
         timings: seconds spent loading models and optimising.
         settings: the resolved settings (seed, size after rounding, ...).
         interrupted: True when Ctrl-C stopped the run early.
+        candidates: every candidate's image, in batch order.
+        device: where it ran.
+        unpruned: the chosen candidate before pruning (None when ``prune`` is off).
     """
 
     image: Image.Image
@@ -57,6 +60,7 @@ class GenerateResult:
     interrupted: bool = False
     candidates: list[Image.Image] = field(default_factory=list)
     device: str = "cpu"  # where it ran
+    unpruned: Image.Image | None = None  # the image before pruning, when ``prune`` is on
 
 
 class _ClampWithGrad(torch.autograd.Function):
@@ -492,16 +496,47 @@ def generate(
     if not interrupted and state_path is not None and save_state_every:
         state_path.unlink(missing_ok=True)  # finished: nothing left to resume
     with torch.no_grad():
-        zq = quantize_st(loop.vq, loop.z)
+        zq = raw = quantize_st(loop.vq, loop.z)
+        pruning = s.prune is not None and not interrupted
+        if pruning:
+            assert s.prune is not None
+            zq = prune_candidates(loop, raw, s.prune)
         final = ((loop.vq.decode(zq) + 1) / 2).clamp(0, 1)
         scores = _scores(loop.clips[0], final, loop.targets[0])
+        best = max(range(s.batch), key=lambda k: scores[k])
+        unpruned = None
+        if pruning:
+            unpruned = to_image(((loop.vq.decode(raw[best : best + 1]) + 1) / 2).clamp(0, 1)[0])
     candidates = [to_image(x) for x in final]
-    best = max(range(s.batch), key=lambda k: scores[k])
     return GenerateResult(
         image=candidates[best], latent=zq[best].detach().cpu(), losses=loop.losses,
         scores=scores, timings={"load_s": t1 - t0, "optimise_s": time.perf_counter() - t1},
         settings=s, interrupted=interrupted, candidates=candidates, device=str(loop.device),
+        unpruned=unpruned,
     )  # fmt: skip
+
+
+def prune_candidates(loop: Loop, zq: torch.Tensor, tolerance: float) -> torch.Tensor:
+    """Each candidate of ``zq`` (B, D, h, w) pruned towards the start (see :mod:`.prune`)."""
+    from vqclip.generation.prune import prune_latent
+
+    last = loop.n_scenes - 1  # a story's picture is the last scene's
+    targets = [t for t in loop.targets[0] if t.scene is None or t.scene == last]
+    if not any(t.weight > 0 for t in targets):
+        return zq  # nothing to keep the picture close to: nothing is pruned
+
+    def score(images: torch.Tensor) -> list[float]:
+        return _scores(loop.clips[0], images, targets)
+
+    start = quantize_st(loop.vq, loop.z0)
+    out = []
+    for z, z0 in zip(zq, start, strict=True):
+        pruned, report = prune_latent(loop.vq, z, z0, score, tolerance)
+        log.debug("pruned cells below %.2f and %d of %d regions: score %.4f -> %.4f",
+                  report.threshold, report.removed, report.regions, report.score_before,
+                  report.score_after)  # fmt: skip
+        out.append(pruned)
+    return torch.stack(out)
 
 
 def _scores(clip: ClipBundle, images: torch.Tensor, targets: list[_Target]) -> list[float]:

@@ -46,6 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lr": 0.1,
         "iterations": 300,
         "init_noise": "codes",
+        "prune": None,
     },
 }
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
@@ -99,6 +100,11 @@ class GenerateSettings:
     init_weight_decay: bool = _f(False, "let that pull fade out over the run")
     story_every: int = _f(0, "iterations per story scene (0: spread evenly)")
     tv_weight: float = _f(0.0, "total-variation penalty: smooths specks away")
+    prune: float | None = _f(
+        0.03,
+        "after the loop, set regions of edited cells back to the start while CLIP's "
+        "score falls by no more than this (none: off)",
+    )
     batch: int = _f(1, "candidates made at once; the best by CLIP score is kept")
     device: str = _f("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
     precision: str = _f(
@@ -125,6 +131,8 @@ class GenerateSettings:
         for name in ("tv_weight", "init_weight"):
             if getattr(self, name) < 0:
                 raise SettingError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.prune is not None and not (self.prune >= 0 and math.isfinite(self.prune)):
+            raise SettingError("prune", f"must be >= 0 (or none), got {self.prune}")
         if not 0 < self.cut_min <= 1:
             raise SettingError("cut_min", f"must be in (0, 1], got {self.cut_min}")
         if not 0 <= self.augment_p <= 1:
