@@ -6,6 +6,8 @@ tolerance and each picture graded, so the rows differ only in the pruning:
 
     python benchmarks/prune_sweep.py --n 50 --tolerances none,0.01,0.03,0.05,0.1 --workers 2
 
+``--settings JSON`` changes the loop's other settings (as eval-generate's does).
+
 Prints one Markdown table (strict and lenient pass, no extra objects, colour) and,
 with ``--json``, the records.
 """
@@ -21,7 +23,7 @@ from typing import Any
 CATEGORY_NAMES = ("single", "position", "pair", "count", "held-out")
 
 
-def _work(job: tuple[int, str, str, list[float | None]]) -> dict[str, Any]:
+def _work(job: tuple[int, str, str, list[float | None], dict[str, Any]]) -> dict[str, Any]:
     import torch
 
     from vqclip.generation.generator import prune_candidates, quantize_st, setup, step
@@ -31,9 +33,10 @@ def _work(job: tuple[int, str, str, list[float | None]]) -> dict[str, Any]:
     from vqclip.shapes.grade import grade
 
     torch.set_num_threads(1)
-    k, category, text, tolerances = job
+    k, category, text, tolerances, overrides = job
     clips, vq = _models()
-    loop = setup(GenerateSettings(prompts=text, seed=k, prune=None), clips, vq)
+    base = GenerateSettings.from_json({**overrides, "prompts": text, "seed": k, "prune": None})
+    loop = setup(base, clips, vq)
     t0 = time.perf_counter()
     for i in range(loop.s.iterations):
         step(loop, i)
@@ -98,13 +101,16 @@ def main() -> None:
     p.add_argument("--tolerances", default="none,0.01,0.03,0.05,0.1",
                    help="comma-separated; none = no pruning")  # fmt: skip
     p.add_argument("--categories", default=",".join(CATEGORIES))
+    p.add_argument("--settings", default="{}", help="JSON settings over the defaults")
     p.add_argument("--workers", type=int, default=1, help="processes of one thread each")
     p.add_argument("--json", action="store_true", help="also print every record")
     args = p.parse_args()
     tolerances = [None if t == "none" else float(t) for t in args.tolerances.split(",")]
     wanted = set(args.categories.split(","))
     every = [(c, t) for c in CATEGORIES for t in prompts_for(c, args.n)]  # seed k, as ShapesEval
-    jobs = [(k, c, text, tolerances) for k, (c, text) in enumerate(every) if c in wanted]
+    overrides = json.loads(args.settings)
+    jobs = [(k, c, text, tolerances, overrides)
+            for k, (c, text) in enumerate(every) if c in wanted]  # fmt: skip
     from tqdm import tqdm
 
     with mp.get_context("spawn").Pool(args.workers) as pool:
