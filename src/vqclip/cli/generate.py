@@ -264,7 +264,7 @@ def _note_device_change(png: Path, settings: Any) -> None:
 
 def cmd_eval_generate(args: argparse.Namespace) -> int:
     from vqclip.devices import dist_info, pick_device
-    from vqclip.evaluate.generate_eval import CATEGORIES, write_outputs
+    from vqclip.evaluate.generate_eval import CATEGORIES, split_unpruned, write_outputs
     from vqclip.generation.settings import GenerateSettings, SettingError
     from vqclip.io import ensure_dir
 
@@ -294,8 +294,6 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
         base = dataclasses.replace(base, iterations=args.iterations)
     sheet: list[Any] = []
     methods: dict[str, dict[str, Any]] = {}
-
-    from vqclip.evaluate.generate_eval import split_unpruned
 
     def save(name: str) -> Callable[[dict[str, Any]], None]:
         def on_image(summary: dict[str, Any]) -> None:

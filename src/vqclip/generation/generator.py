@@ -497,15 +497,14 @@ def generate(
         state_path.unlink(missing_ok=True)  # finished: nothing left to resume
     with torch.no_grad():
         zq = raw = quantize_st(loop.vq, loop.z)
-        pruning = s.prune is not None and not interrupted
-        if pruning:
-            assert s.prune is not None
-            zq = prune_candidates(loop, raw, s.prune)
+        tolerance = None if interrupted else s.prune  # Ctrl-C keeps the picture as it was
+        if tolerance is not None:
+            zq = prune_candidates(loop, raw, tolerance)
         final = ((loop.vq.decode(zq) + 1) / 2).clamp(0, 1)
         scores = _scores(loop.clips[0], final, loop.targets[0])
         best = max(range(s.batch), key=lambda k: scores[k])
         unpruned = None
-        if pruning:
+        if tolerance is not None:
             unpruned = to_image(((loop.vq.decode(raw[best : best + 1]) + 1) / 2).clamp(0, 1)[0])
     candidates = [to_image(x) for x in final]
     return GenerateResult(

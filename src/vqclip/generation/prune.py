@@ -130,12 +130,13 @@ def prune_latent(
         removed = 0
         if len(masks) > keep:
             trial = torch.stack([torch.where(m, start_q, current) for m in masks])
-            order = np.argsort(-np.asarray(score(decode(trial))), kind="stable")
-            for k in order:
+            alone = score(decode(trial))
+            for k in np.argsort(-np.asarray(alone), kind="stable"):
                 if removed == len(masks) - keep:
                     break
                 candidate = torch.where(masks[int(k)], start_q, current)
-                s = score(decode(candidate[None]))[0]
+                # until a removal is kept, the candidate is its trial: already scored
+                s = alone[int(k)] if removed == 0 else score(decode(candidate[None]))[0]
                 if s >= floor:
                     current, current_score, removed = candidate, s, removed + 1
     return current, PruneReport(threshold, len(masks), removed, before, current_score)

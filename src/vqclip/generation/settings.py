@@ -102,8 +102,8 @@ class GenerateSettings:
     tv_weight: float = _f(0.0, "total-variation penalty: smooths specks away")
     prune: float | None = _f(
         0.03,
-        "after the loop, set regions of edited cells back to the start while CLIP's "
-        "score falls by no more than this (none: off)",
+        "after the loop, set the edits CLIP does not need back to the start, while its "
+        "score falls by no more than this in all (none: off)",
     )
     batch: int = _f(1, "candidates made at once; the best by CLIP score is kept")
     device: str = _f("auto", "auto (CUDA when present), cpu, cuda or cuda:N")
