@@ -5,7 +5,10 @@ mean CLIP similarity to the prompt of (a) a clean render of the scene, (b) its V
 reconstruction (the best the generator could do by copying it), (c) the image the
 generator makes with the defaults, and how often (c) scores above (a); and (d) what the
 defaults make when started from the render itself (``init_image``): its CLIP score and
-how many of (a), (d) and (c) the judge passes. First it prints the median distance
+how many of (a), (d) and (c) the judge passes; and whether the critic's slope leads to
+the render: the mean cosine between the pixel gradient of its whole-picture score and
+the direction to the render (``render - x``), at the loop's start (the prompt's flat
+background) and at the generated image (c). First it prints the median distance
 between neighbouring codes of the VQGAN and how far Adam's first step (which moves
 every element by the learning rate) moves a latent cell. Then, for
 eval scenes, how often the judge rejects a spoiled render (stray specks or a
@@ -29,7 +32,7 @@ import torch
 from vqclip.clip.load import load_clip
 from vqclip.clip.model import ClipBundle
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes
-from vqclip.generation.generator import generate
+from vqclip.generation.generator import background_canvas, generate
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_tensor
 from vqclip.shapes import judge, parse_prompt, render, sample_scene, split_seed
@@ -63,6 +66,7 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
     for category in CATEGORIES[:4]:
         clean, recon, made, above = [], [], [], 0
         seeded, passes = [], {"clean": 0, "from_render": 0, "generated": 0}
+        cos_start, cos_made = [], []
         for text, scene in prompts_with_scenes(category, n_prompts):
             assert scene is not None
             prompt = parse_prompt(text)
@@ -80,6 +84,10 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
             made.append(result.scores[0])
             passes["generated"] += judge(result.image, prompt).passed
             above += made[-1] > clean[-1]
+            x = to_tensor(image)[None]
+            start = background_canvas([text], (x.shape[-2], x.shape[-1]), x.device)
+            cos_start.append(gradient_cosine(clip, start, x, text))
+            cos_made.append(gradient_cosine(clip, to_tensor(result.image)[None], x, text))
             from_render = generate(
                 GenerateSettings(prompts=text, clip=(spec,), seed=k,
                                  init_image=str(render_path)),
@@ -91,10 +99,21 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
         n = len(clean)
         row = {"category": category, "n": n, "clean": sum(clean) / n, "vqgan": sum(recon) / n,
                "generated": sum(made) / n, "generated_above_clean": above,
-               "from_render": sum(seeded) / n, "judge_passes": passes}  # fmt: skip
+               "from_render": sum(seeded) / n, "judge_passes": passes,
+               "grad_cos_start": sum(cos_start) / n,
+               "grad_cos_generated": sum(cos_made) / n}  # fmt: skip
         print(
             json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()})
         )
+
+
+def gradient_cosine(clip: ClipBundle, x: torch.Tensor, real: torch.Tensor, text: str) -> float:
+    """Cosine between the pixel gradient of CLIP's score of ``x`` for ``text`` and ``real - x``."""
+    x = x.clone().requires_grad_(True)
+    score = (clip.encode_pixels(x) @ clip.encode_texts([text])[0]).sum()
+    (grad,) = torch.autograd.grad(score, x)
+    direction = (real - x).detach().flatten()
+    return float(torch.nn.functional.cosine_similarity(grad.flatten(), direction, 0))
 
 
 def _spoil_margins(n_scenes: int, clip: ClipBundle) -> None:

@@ -3,7 +3,8 @@
 # chains of vqclip's VQGAN+CLIP loop, see vqclip.clip.samples), from the shipped weights.
 # Usage: scripts/train_critic.sh OUT_DIR
 #   BUDGET_S   seconds of training (default 2400: the CPU run of the README, one thread)
-#   CRITIC_ARGS extra train-clip options, e.g. '--samples both' or '--energy-temperature 0'
+#   CRITIC_ARGS extra train-clip options, e.g. '--samples both', '--energy-temperature 0' or
+#               '--energy-weight 0 --align-weight 1' (gradient alignment instead of the energy term)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
 # chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
 set -euo pipefail

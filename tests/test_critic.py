@@ -11,7 +11,13 @@ from safetensors.torch import load_file
 from tests.test_cli import assert_one_line_error, run
 from tests.test_clip_train import _config
 from vqclip.clip.model import build_model, make_bundle
-from vqclip.clip.samples import CriticSampler, SamplerSettings, energy_loss, render_of
+from vqclip.clip.samples import (
+    CriticSampler,
+    SamplerSettings,
+    align_loss,
+    energy_loss,
+    render_of,
+)
 from vqclip.clip.train import ClipTrainSettings, train_clip
 from vqclip.generation.settings import GenerateSettings
 from vqclip.training import load_checkpoint, save_checkpoint
@@ -48,6 +54,39 @@ def test_energy_term_lowers_a_sample_below_the_real_pair(tmp_path):
         opt.step()
     s1, r1 = _scores(clip, sample, real, text)
     assert s1 - r1 < s0 - r0 - 0.05, (s0, r0, s1, r1)
+
+
+def _gradient_cosine(clip, sample, real, text):
+    """Cosine between the score's pixel gradient at ``sample`` and ``real - sample``."""
+    x = sample[None].clone().requires_grad_(True)
+    score = (clip.encode_pixels(x) * clip.encode_texts([text])).sum()
+    (grad,) = torch.autograd.grad(score, x)
+    direction = (real - sample).flatten()
+    return float(torch.nn.functional.cosine_similarity(grad.flatten(), direction, 0))
+
+
+def test_alignment_term_turns_the_gradient_towards_the_real_picture(tmp_path):
+    clip = _tiny_bundle(tmp_path)
+    real = render_of(3, 16)
+    sample = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    text = "a red circle"
+    before = _gradient_cosine(clip, sample, real, text)
+    opt = torch.optim.Adam(clip.model.parameters(), lr=1e-3)
+    gen = torch.Generator().manual_seed(0)
+    clip.model.train()
+    losses = []
+    for _ in range(8):
+        loss = align_loss(clip, sample[None], real[None], clip.tokenizer([text]), gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    clip.model.eval()
+    after = _gradient_cosine(clip, sample, real, text)
+    assert after > before + 0.1, (before, after, losses)
+    # a pair whose sample is its render has no direction and adds nothing
+    same = align_loss(clip, real[None], real[None], clip.tokenizer([text]), gen)
+    assert same.item() == 0.0 and same.requires_grad
 
 
 def _loop_sampler(clip, seed):
@@ -102,7 +141,8 @@ def test_train_clip_with_samples_checkpoints_and_resumes(tmp_path, capsys):
     cfg, out = _config(tmp_path), tmp_path / "run"
     common = ["train-clip", "--out", str(out), "--model-config", str(cfg), "--batch-size", "4",
               "--workers", "0", "--eval-every", "0", "--warmup", "1", "--samples", "both",
-              "--buffer-size", "4", "--sample-batch", "2", "--sample-steps", "1", "-q"]  # fmt: skip
+              "--buffer-size", "4", "--sample-batch", "2", "--sample-steps", "1", "-q",
+              "--align-weight", "0.5"]  # fmt: skip
     assert run(capsys, *common, "--steps", "2")[0] == 0
     saved = load_file(out / "checkpoint" / "buffer_loop_rank0.safetensors")
     assert int(saved["age"].sum()) >= 2 and (out / "checkpoint" / "buffer_sgld_rank0.safetensors")
@@ -143,6 +183,8 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "mcmc"], ["unknown --samples 'mcmc'", "loop"]),
         (["--samples", "loop", "--buffer-size", "0"], ["--buffer-size", "at least 1"]),
         (["--samples", "loop", "--sample-batch", "9", "--buffer-size", "4"], ["--sample-batch"]),
+        (["--align-weight", "1"], ["--align-weight needs --samples"]),
+        (["--samples", "loop", "--align-weight", "-1"], ["--align-weight must be >= 0"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
@@ -25,7 +26,7 @@ from vqclip.clip.model import (
     make_bundle,
     save_model_dir,
 )
-from vqclip.clip.samples import energy_loss
+from vqclip.clip.samples import align_loss, energy_loss
 from vqclip.devices import bf16_autocast, dist_info, pick_device
 from vqclip.errors import VqclipError
 from vqclip.shapes.data import ShapesDataset
@@ -71,6 +72,7 @@ class ClipTrainSettings:
     sample_steps: int = 2  # sampling steps per refresh
     sample_reinit: float = 0.05  # chance a picked chain restarts from noise
     sample_vqgan: str = "shapes"  # the VQGAN the loop sampler decodes with
+    align_weight: float = 0.0  # weight of the gradient-alignment term on the samples; 0 = off
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,6 +140,16 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError("--samples needs --data shapes (the chains aim at its scenes)")
     if kinds and (s.energy_weight < 0 or s.energy_temperature < 0):
         raise VqclipError("--energy-weight and --energy-temperature must be >= 0")
+    if s.align_weight < 0:
+        raise VqclipError(f"--align-weight must be >= 0, got {s.align_weight}")
+    if s.align_weight > 0 and not kinds:
+        raise VqclipError(
+            "--align-weight needs --samples loop|sgld|both (it aligns on their pictures)"
+        )
+    if s.align_weight > 0 and dist_info()[1] > 1:
+        raise VqclipError(
+            "--align-weight runs on one process (DDP has no double backward); drop torchrun"
+        )
     out = []
     for k, kind in enumerate(kinds):
         settings = SamplerSettings(
@@ -154,19 +166,29 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
     return out
 
 
-def _energy(samplers: list[Any], device: torch.device) -> tuple[torch.Tensor, list[str], int]:
-    """Refreshes every sampler; returns (sample views | real views, captions, count)."""
+def _energy(
+    samplers: list[Any], device: torch.device, size: int
+) -> tuple[torch.Tensor, list[str], int, torch.Tensor]:
+    """Refreshes every sampler.
+
+    Returns (sample views | real views, captions, count, pictures | renders): the views
+    are what the energy term scores, the whole pictures (at the critic's ``size``) what
+    the alignment term uses.
+    """
     from vqclip.clip.samples import render_of
 
-    samples, reals, captions = [], [], []
+    samples, reals, captions, raw, raw_real = [], [], [], [], []
     for sm in samplers:
         pics, scenes, caps, keep = sm.refresh()
         real = torch.stack([render_of(k, pics.shape[-1]) for k in scenes]).to(device)
         views = sm.views(torch.cat([pics, real]), torch.cat([keep, keep]))
         samples.append(views[: len(caps)])
         reals.append(views[len(caps) :])
+        raw.append(F.interpolate(pics, size=(size, size), mode="area"))
+        raw_real.append(F.interpolate(real, size=(size, size), mode="area"))
         captions += caps
-    return torch.cat(samples + reals).detach(), captions, len(captions)
+    whole = torch.cat(raw + raw_real).detach()
+    return torch.cat(samples + reals).detach(), captions, len(captions), whole
 
 
 def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True) -> Path:
@@ -239,7 +261,7 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 )
             n_real, n_e = tokens.shape[0], 0
             if samplers:  # the critic's own samples, then the real renders they aim at
-                extra, captions, n_e = _energy(samplers, device)
+                extra, captions, n_e, whole = _energy(samplers, device, size)
                 images = torch.cat([images, extra])
                 tokens = torch.cat([tokens, tokenize(captions).to(device)])
             with bf16_autocast(device):
@@ -255,6 +277,9 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 energy = energy_loss(sample_f[:n_e].float(), sample_f[n_e:].float(), cap_f.float(),
                                      s.energy_temperature)  # fmt: skip
                 loss = loss + s.energy_weight * energy
+                if s.align_weight > 0:
+                    align = align_loss(bundle, whole[:n_e], whole[n_e:], tokens[n_real:], gen)
+                    loss = loss + s.align_weight * align
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
@@ -268,6 +293,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 post = {"loss": f"{loss.item():.3f}", "acc": f"{acc.item():.2f}"}
                 if n_e:
                     post["energy"] = f"{energy.item():+.3f}"
+                if n_e and s.align_weight > 0:
+                    post["align"] = f"{align.item():.3f}"
                 bar.set_postfix(**post, sps=f"{rate:.0f}")
                 bar.update(1)
             if s.save_every and step % s.save_every == 0:
