@@ -3,6 +3,7 @@
 # chains of vqclip's VQGAN+CLIP loop, see vqclip.clip.samples), from the shipped weights.
 # Usage: scripts/train_critic.sh OUT_DIR
 #   BUDGET_S   seconds of training (default 2400: the CPU run of the README, one thread)
+#   INIT       the CLIP to start from (default: the embedded one, "shapes"; a model folder)
 #   CRITIC_ARGS extra train-clip options, e.g. '--samples both', '--energy-temperature 0' or
 #               '--energy-weight 0 --align-weight 1' (gradient alignment instead of the energy term)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
@@ -10,8 +11,9 @@
 set -euo pipefail
 out=${1:?usage: scripts/train_critic.sh OUT_DIR}
 budget=${BUDGET_S:-2400}
+init=${INIT:-shapes}
 mkdir -p "$out"
-python3 -m vqclip train-clip --out "$out" --init shapes --samples loop --seed 0 \
+python3 -m vqclip train-clip --out "$out" --init "$init" --samples loop --seed 0 \
   --steps 100000 --time-budget "$budget" --batch-size 64 --lr 1e-4 --min-lr 1e-6 --warmup 50 \
   --buffer-size 64 --sample-batch 8 --sample-steps 2 --energy-weight 0.5 \
   --energy-temperature 2 --save-every 100 --eval-every 200 --eval-n 200 --workers 0 \
