@@ -113,7 +113,7 @@ def test_tv_weight_smooths_the_image(models):
 
     kw = {"prompts": "a red circle", "iterations": 10, "init_noise": "pixels", "prune": None}
     rough = gen(models, **kw)  # pruning off: it would set cells back to the noisy start
-    smooth = gen(models, **kw, tv_weight=5.0)
+    smooth = gen(models, **kw, tv_weight=20.0)
     assert roughness(smooth.image) < roughness(rough.image)
 
 
