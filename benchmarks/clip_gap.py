@@ -31,6 +31,7 @@ import torch
 
 from vqclip.clip.load import load_clip
 from vqclip.clip.model import ClipBundle
+from vqclip.clip.samples import gradient_cosine
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes
 from vqclip.generation.generator import background_canvas, generate
 from vqclip.generation.settings import GenerateSettings
@@ -105,15 +106,6 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
         print(
             json.dumps({key: round(v, 3) if isinstance(v, float) else v for key, v in row.items()})
         )
-
-
-def gradient_cosine(clip: ClipBundle, x: torch.Tensor, real: torch.Tensor, text: str) -> float:
-    """Cosine between the pixel gradient of CLIP's score of ``x`` for ``text`` and ``real - x``."""
-    x = x.clone().requires_grad_(True)
-    score = (clip.encode_pixels(x) @ clip.encode_texts([text])[0]).sum()
-    (grad,) = torch.autograd.grad(score, x)
-    direction = (real - x).detach().flatten()
-    return float(torch.nn.functional.cosine_similarity(grad.flatten(), direction, 0))
 
 
 def _spoil_margins(n_scenes: int, clip: ClipBundle) -> None:

@@ -16,6 +16,7 @@ from vqclip.clip.samples import (
     SamplerSettings,
     align_loss,
     energy_loss,
+    gradient_cosine,
     render_of,
 )
 from vqclip.clip.train import ClipTrainSettings, train_clip
@@ -56,21 +57,12 @@ def test_energy_term_lowers_a_sample_below_the_real_pair(tmp_path):
     assert s1 - r1 < s0 - r0 - 0.05, (s0, r0, s1, r1)
 
 
-def _gradient_cosine(clip, sample, real, text):
-    """Cosine between the score's pixel gradient at ``sample`` and ``real - sample``."""
-    x = sample[None].clone().requires_grad_(True)
-    score = (clip.encode_pixels(x) * clip.encode_texts([text])).sum()
-    (grad,) = torch.autograd.grad(score, x)
-    direction = (real - sample).flatten()
-    return float(torch.nn.functional.cosine_similarity(grad.flatten(), direction, 0))
-
-
 def test_alignment_term_turns_the_gradient_towards_the_real_picture(tmp_path):
     clip = _tiny_bundle(tmp_path)
     real = render_of(3, 16)
     sample = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
     text = "a red circle"
-    before = _gradient_cosine(clip, sample, real, text)
+    before = gradient_cosine(clip, sample[None], real, text)
     opt = torch.optim.Adam(clip.model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     clip.model.train()
@@ -82,7 +74,7 @@ def test_alignment_term_turns_the_gradient_towards_the_real_picture(tmp_path):
         opt.step()
         losses.append(loss.item())
     clip.model.eval()
-    after = _gradient_cosine(clip, sample, real, text)
+    after = gradient_cosine(clip, sample[None], real, text)
     assert after > before + 0.1, (before, after, losses)
     # a pair whose sample is its render has no direction and adds nothing
     same = align_loss(clip, real[None], real[None], clip.tokenizer([text]), gen)

@@ -360,3 +360,13 @@ def align_loss(
     if not differ.any():
         return x.sum() * 0.0
     return (1 - cos[differ]).mean()
+
+
+def gradient_cosine(clip: ClipBundle, x: torch.Tensor, real: torch.Tensor, text: str) -> float:
+    """How well the critic's slope at ``x`` leads to ``real``: the cosine between the pixel
+    gradient of its score of ``x`` (1, 3, H, W) for ``text`` and ``real − x``."""
+    x = x.detach().clone().requires_grad_(True)
+    score = (clip.encode_pixels(x) @ clip.encode_texts([text])[0]).sum()
+    (grad,) = torch.autograd.grad(score, x)
+    direction = (real - x).detach().flatten()
+    return float(F.cosine_similarity(grad.flatten(), direction, 0))
