@@ -167,13 +167,13 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
 
 
 def _energy(
-    samplers: list[Any], device: torch.device, size: int
-) -> tuple[torch.Tensor, list[str], int, torch.Tensor]:
+    samplers: list[Any], device: torch.device, size: int | None
+) -> tuple[torch.Tensor, list[str], int, torch.Tensor | None]:
     """Refreshes every sampler.
 
     Returns (sample views | real views, captions, count, pictures | renders): the views
     are what the energy term scores, the whole pictures (at the critic's ``size``) what
-    the alignment term uses.
+    the alignment term uses; ``size`` None (no alignment term) skips them.
     """
     from vqclip.clip.samples import render_of
 
@@ -184,10 +184,11 @@ def _energy(
         views = sm.views(torch.cat([pics, real]), torch.cat([keep, keep]))
         samples.append(views[: len(caps)])
         reals.append(views[len(caps) :])
-        raw.append(F.interpolate(pics, size=(size, size), mode="area"))
-        raw_real.append(F.interpolate(real, size=(size, size), mode="area"))
+        if size is not None:
+            raw.append(F.interpolate(pics, size=(size, size), mode="area"))
+            raw_real.append(F.interpolate(real, size=(size, size), mode="area"))
         captions += caps
-    whole = torch.cat(raw + raw_real).detach()
+    whole = torch.cat(raw + raw_real).detach() if size is not None else None
     return torch.cat(samples + reals).detach(), captions, len(captions), whole
 
 
@@ -261,7 +262,9 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 )
             n_real, n_e = tokens.shape[0], 0
             if samplers:  # the critic's own samples, then the real renders they aim at
-                extra, captions, n_e, whole = _energy(samplers, device, size)
+                extra, captions, n_e, whole = _energy(
+                    samplers, device, size if s.align_weight > 0 else None
+                )
                 images = torch.cat([images, extra])
                 tokens = torch.cat([tokens, tokenize(captions).to(device)])
             with bf16_autocast(device):
@@ -277,7 +280,7 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 energy = energy_loss(sample_f[:n_e].float(), sample_f[n_e:].float(), cap_f.float(),
                                      s.energy_temperature)  # fmt: skip
                 loss = loss + s.energy_weight * energy
-                if s.align_weight > 0:
+                if whole is not None:
                     align = align_loss(bundle, whole[:n_e], whole[n_e:], tokens[n_real:], gen)
                     loss = loss + s.align_weight * align
             opt.zero_grad(set_to_none=True)
