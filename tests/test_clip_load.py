@@ -181,3 +181,30 @@ def test_eval_clip_cli_small(capsys):
     }  # fmt: skip
     assert report["zero_shot"]["colour"]["ensemble"] > 0.9
     assert 0.0 <= report["retrieval"]["text-to-image R@1"] <= 1.0
+
+
+def test_cached_pretrained_lists_exactly_the_models_in_the_cache(tmp_path, monkeypatch):
+    """The UI's CLIP picker offers the open_clip models that load offline: those whose
+    weights sit in vqclip's cache in the hub's snapshot layout or under their URL's name."""
+    from vqclip.clip.load import cached_pretrained
+    from vqclip.ui import _cached_models
+
+    monkeypatch.setenv("VQCLIP_HOME", str(tmp_path))
+    assert cached_pretrained() == []
+    cache = tmp_path / "open_clip"
+    # ViT-B-32:openai's hub entry (timm/vit_base_patch32_clip_224.openai/) as hf_hub_download
+    # leaves it: refs/main names the snapshot that holds the safetensors file
+    repo = cache / "models--timm--vit_base_patch32_clip_224.openai"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0123abcd")
+    snapshot = repo / "snapshots" / "0123abcd"
+    snapshot.mkdir(parents=True)
+    (snapshot / "open_clip_model.safetensors").write_bytes(b"x")
+    # ViT-B-16:openai as open_clip's URL download leaves it
+    url = open_clip.get_pretrained_cfg("ViT-B-16", "openai")["url"]
+    (cache / url.rsplit("/", 1)[-1]).write_bytes(b"x")
+    both = ["ViT-B-32:openai", "ViT-B-16:openai"]  # and their quickgelu twins, same files
+    assert cached_pretrained() == [*both, *(m.replace(":", "-quickgelu:") for m in both)]
+    assert _cached_models("clip") == cached_pretrained()
+    (snapshot / "open_clip_model.safetensors").unlink()  # a snapshot without the weights
+    assert cached_pretrained() == ["ViT-B-16:openai", "ViT-B-16-quickgelu:openai"]

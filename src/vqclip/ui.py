@@ -379,7 +379,9 @@ def _cached_models(kind: str) -> list[str]:
         from vqclip.vqgan.load import REGISTRY
 
         return [n for n in REGISTRY if (home() / "vqgan" / f"{n}.ckpt").is_file()]
-    return []
+    from vqclip.clip.load import cached_pretrained
+
+    return cached_pretrained()
 
 
 def check_port(host: str, port: int) -> None:

@@ -194,6 +194,42 @@ def _quiet_hub(offline: bool) -> Iterator[None]:
             lg.setLevel(level)
 
 
+def cached_pretrained() -> list[str]:
+    """The open_clip ``ARCH:TAG`` models whose weights are already in vqclip's cache
+    (``$VQCLIP_HOME/open_clip``), so they load offline; in open_clip's list order."""
+    cache = home() / "open_clip"
+    if not cache.is_dir():
+        return []
+    found = []
+    for arch, tag in open_clip.list_pretrained():
+        if _in_cache(open_clip.get_pretrained_cfg(arch, tag), cache):
+            found.append(f"{arch}:{tag}")
+    return found
+
+
+def _in_cache(cfg: dict[str, Any], cache: Path) -> bool:
+    """Whether open_clip's ``download_pretrained`` would find ``cfg``'s weights in ``cache``:
+    the hub's snapshot layout (a ``.safetensors`` twin first, as open_clip looks for it)
+    or a file named after the URL."""
+    from huggingface_hub import try_to_load_from_cache
+
+    url = cfg.get("url", "")
+    if url and (cache / url.rsplit("/", 1)[-1]).is_file():
+        return True
+    hub = cfg.get("hf_hub", "")
+    if not hub:
+        return False
+    repo, _, filename = hub.rpartition("/")
+    names = [filename or "open_clip_pytorch_model.bin"]
+    if names[0] == "open_clip_pytorch_model.bin":
+        names.insert(0, "open_clip_model.safetensors")
+    elif names[0].endswith((".bin", ".pth")):
+        names.insert(0, names[0][:-4] + ".safetensors")
+    return any(
+        isinstance(try_to_load_from_cache(repo, n, cache_dir=str(cache)), str) for n in names
+    )
+
+
 def _load_pretrained(arch: str, tag: str) -> ClipBundle:
     if arch not in open_clip.list_models():
         raise VqclipError(f"unknown open_clip architecture {arch!r} (see open_clip.list_models())")
