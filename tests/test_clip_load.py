@@ -185,8 +185,8 @@ def test_eval_clip_cli_small(capsys):
 
 def test_cached_pretrained_lists_exactly_the_models_in_the_cache(tmp_path, monkeypatch):
     """The UI's CLIP picker offers the open_clip models that load offline: those whose
-    weights sit in vqclip's cache in the hub's snapshot layout or under their URL's name."""
-    from vqclip.clip.load import cached_pretrained
+    weights sit in vqclip's cache where open_clip's download looks for them."""
+    from vqclip.clip.load import _in_cache, cached_pretrained
     from vqclip.ui import _cached_models
 
     monkeypatch.setenv("VQCLIP_HOME", str(tmp_path))
@@ -200,11 +200,13 @@ def test_cached_pretrained_lists_exactly_the_models_in_the_cache(tmp_path, monke
     snapshot = repo / "snapshots" / "0123abcd"
     snapshot.mkdir(parents=True)
     (snapshot / "open_clip_model.safetensors").write_bytes(b"x")
-    # ViT-B-16:openai as open_clip's URL download leaves it
+    # ViT-B-16:openai's OpenAI file under its URL's name: open_clip prefers its hub entry,
+    # so this file alone does not make it load offline
     url = open_clip.get_pretrained_cfg("ViT-B-16", "openai")["url"]
     (cache / url.rsplit("/", 1)[-1]).write_bytes(b"x")
-    both = ["ViT-B-32:openai", "ViT-B-16:openai"]  # and their quickgelu twins, same files
-    assert cached_pretrained() == [*both, *(m.replace(":", "-quickgelu:") for m in both)]
+    assert cached_pretrained() == ["ViT-B-32:openai", "ViT-B-32-quickgelu:openai"]  # same file
     assert _cached_models("clip") == cached_pretrained()
+    assert _in_cache({"url": url}, cache)  # an entry with no hub: the URL's file counts
+    assert not _in_cache({"url": url.replace("ViT-B-16", "ViT-L-14")}, cache)
     (snapshot / "open_clip_model.safetensors").unlink()  # a snapshot without the weights
-    assert cached_pretrained() == ["ViT-B-16:openai", "ViT-B-16-quickgelu:openai"]
+    assert cached_pretrained() == []

@@ -208,17 +208,18 @@ def cached_pretrained() -> list[str]:
 
 
 def _in_cache(cfg: dict[str, Any], cache: Path) -> bool:
-    """Whether open_clip's ``download_pretrained`` would find ``cfg``'s weights in ``cache``:
-    the hub's snapshot layout (a ``.safetensors`` twin first, as open_clip looks for it)
-    or a file named after the URL."""
+    """Whether open_clip's ``download_pretrained`` would find ``cfg``'s weights in ``cache``.
+
+    As it does, a hub entry wins over a URL: then only the hub's snapshot layout counts (a
+    ``.safetensors`` twin first, as open_clip looks for it); otherwise a file named after
+    the URL.
+    """
     from huggingface_hub import try_to_load_from_cache
 
-    url = cfg.get("url", "")
-    if url and (cache / url.rsplit("/", 1)[-1]).is_file():
-        return True
     hub = cfg.get("hf_hub", "")
     if not hub:
-        return False
+        url = cfg.get("url", "")
+        return bool(url) and (cache / url.rsplit("/", 1)[-1]).is_file()
     repo, _, filename = hub.rpartition("/")
     names = [filename or "open_clip_pytorch_model.bin"]
     if names[0] == "open_clip_pytorch_model.bin":
