@@ -183,9 +183,9 @@ def test_eval_clip_cli_small(capsys):
     assert 0.0 <= report["retrieval"]["text-to-image R@1"] <= 1.0
 
 
-def test_cached_pretrained_lists_exactly_the_models_in_the_cache(tmp_path, monkeypatch):
-    """The UI's CLIP picker offers the open_clip models that load offline: those whose
-    weights sit in vqclip's cache where open_clip's download looks for them."""
+def test_cached_pretrained_lists_exactly_the_models_in_the_cache(tmp_path, monkeypatch, capsys):
+    """The UI's CLIP picker and `vqclip models` offer the open_clip models that load
+    offline: those whose weights sit in vqclip's cache where open_clip's download looks."""
     from vqclip.clip.load import _in_cache, cached_pretrained
     from vqclip.ui import _cached_models
 
@@ -206,6 +206,8 @@ def test_cached_pretrained_lists_exactly_the_models_in_the_cache(tmp_path, monke
     (cache / url.rsplit("/", 1)[-1]).write_bytes(b"x")
     assert cached_pretrained() == ["ViT-B-32:openai", "ViT-B-32-quickgelu:openai"]  # same file
     assert _cached_models("clip") == cached_pretrained()
+    code, out, _ = run(capsys, "models")  # `vqclip models` names them too
+    assert code == 0 and "ViT-B-32:openai" in out and "ViT-B-16:openai" not in out
     assert _in_cache({"url": url}, cache)  # an entry with no hub: the URL's file counts
     assert not _in_cache({"url": url.replace("ViT-B-16", "ViT-L-14")}, cache)
     (snapshot / "open_clip_model.safetensors").unlink()  # a snapshot without the weights

@@ -237,6 +237,7 @@ def _cmd_eval_vqgan(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    from vqclip.clip.load import cached_pretrained
     from vqclip.hub import home
     from vqclip.vqgan.load import REGISTRY
 
@@ -248,6 +249,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
         print(f"  {name:<22} {state}")
     print("CLIP")
     print(f"  {'shapes':<22} embedded (in the package)")
+    for spec in cached_pretrained():
+        print(f"  {spec:<22} cached in {home() / 'open_clip'}")
     print(f"  {'ARCH:TAG':<22} any open_clip model, e.g. ViT-B-32:openai (see open_clip)")
     return 0
 
