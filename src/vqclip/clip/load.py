@@ -215,17 +215,16 @@ def _in_cache(cfg: dict[str, Any], cache: Path) -> bool:
     the URL.
     """
     from huggingface_hub import try_to_load_from_cache
+    from open_clip.constants import HF_WEIGHTS_NAME
+    from open_clip.pretrained import _get_safe_alternatives
 
     hub = cfg.get("hf_hub", "")
     if not hub:
         url = cfg.get("url", "")
         return bool(url) and (cache / url.rsplit("/", 1)[-1]).is_file()
     repo, _, filename = hub.rpartition("/")
-    names = [filename or "open_clip_pytorch_model.bin"]
-    if names[0] == "open_clip_pytorch_model.bin":
-        names.insert(0, "open_clip_model.safetensors")
-    elif names[0].endswith((".bin", ".pth")):
-        names.insert(0, names[0][:-4] + ".safetensors")
+    filename = filename or HF_WEIGHTS_NAME
+    names = [*_get_safe_alternatives(filename), filename]  # the order open_clip tries them
     return any(
         isinstance(try_to_load_from_cache(repo, n, cache_dir=str(cache)), str) for n in names
     )
