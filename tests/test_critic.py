@@ -17,10 +17,12 @@ from vqclip.clip.samples import (
     align_loss,
     energy_loss,
     gradient_cosine,
+    nearest_render_of,
     render_of,
 )
 from vqclip.clip.train import ClipTrainSettings, train_clip
 from vqclip.generation.settings import GenerateSettings
+from vqclip.io import to_tensor
 from vqclip.training import load_checkpoint, save_checkpoint
 from vqclip.vqgan.load import load_vqgan
 
@@ -85,6 +87,30 @@ def _loop_sampler(clip, seed):
     settings = SamplerSettings(kind="loop", buffer_size=6, batch=3, steps=2)
     loop = GenerateSettings(cutn=2)
     return CriticSampler(settings, clip, load_vqgan("shapes"), loop=loop, seed=seed)
+
+
+def test_nearest_target_keeps_the_samples_cells_and_the_scene_otherwise():
+    from dataclasses import replace
+
+    from vqclip.shapes import analyse, render, sample_scene
+
+    ends = ("circle", "square", "star")  # a single object, its cell and background unnamed
+    k = next(i for i in range(200) if sample_scene(i).captions[0].split()[-1] in ends
+             and sample_scene(i).kind == "single")  # fmt: skip
+    truth = sample_scene(k)
+    o = truth.objects[0]
+    cell = "top left" if o.cell != "top left" else "bottom right"
+    moved = replace(truth, objects=(replace(o, cell=cell, center=(0.8, 0.8) if cell ==
+                    "bottom right" else (0.2, 0.2)),))  # fmt: skip
+    picture = render_of(k, 64)
+
+    def seen(x):
+        (d,) = analyse(x.permute(1, 2, 0).numpy()).objects
+        return d.color, d.shape, d.cell
+
+    assert seen(nearest_render_of(k, picture, 64)) == (o.color, o.shape, o.cell)
+    aim = nearest_render_of(k, to_tensor(render(moved, 64)), 64)
+    assert seen(aim) == (o.color, o.shape, cell)
 
 
 def test_loop_chains_follow_the_loop_and_age(tmp_path):
@@ -177,6 +203,7 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--sample-batch", "9", "--buffer-size", "4"], ["--sample-batch"]),
         (["--align-weight", "1"], ["--align-weight needs --samples"]),
         (["--samples", "loop", "--align-weight", "-1"], ["--align-weight must be >= 0"]),
+        (["--samples", "loop", "--align-target", "far"], ["--align-target 'far'", "nearest"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

@@ -43,6 +43,8 @@ from vqclip.generation.generator import (
 )
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_tensor
+from vqclip.shapes.judge import analyse
+from vqclip.shapes.nearest import nearest_truth
 from vqclip.shapes.render import render
 from vqclip.shapes.sampler import sample_scene, split_seed
 from vqclip.vqgan.model import VQGAN
@@ -136,6 +138,14 @@ def caption_of(scene_index: int) -> str:
 def render_of(scene_index: int, size: int) -> torch.Tensor:
     """The clean render (3, S, S) in [0, 1] of training scene ``scene_index``."""
     return to_tensor(render(sample_scene(split_seed("train", scene_index), size)))
+
+
+def nearest_render_of(scene_index: int, picture: torch.Tensor, size: int) -> torch.Tensor:
+    """The render (3, S, S) of the true picture of scene ``scene_index``'s caption nearest to
+    ``picture`` (3, H, W) in [0, 1]: see :func:`vqclip.shapes.nearest.nearest_truth`."""
+    truth = sample_scene(split_seed("train", scene_index))
+    seen = analyse(picture.detach().permute(1, 2, 0).cpu().float().numpy())
+    return to_tensor(render(nearest_truth(truth, truth.captions[0], seen), size))
 
 
 class CriticSampler:

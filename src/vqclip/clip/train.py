@@ -38,6 +38,7 @@ from vqclip.training import (
 )
 
 log = logging.getLogger(__name__)
+ALIGN_TARGETS = ("scene", "nearest")
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,9 @@ class ClipTrainSettings:
     sample_reinit: float = 0.05  # chance a picked chain restarts from noise
     sample_vqgan: str = "shapes"  # the VQGAN the loop sampler decodes with
     align_weight: float = 0.0  # weight of the gradient-alignment term on the samples; 0 = off
+    # where the alignment term's slope points: "scene" (the render of the chain's scene) or
+    # "nearest" (the true picture of its caption nearest to the sample: its objects' cells)
+    align_target: str = "scene"
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -146,6 +150,10 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             "--align-weight needs --samples loop|sgld|both (it aligns on their pictures)"
         )
+    if s.align_target not in ALIGN_TARGETS:
+        raise VqclipError(
+            f"unknown --align-target {s.align_target!r}; choose from {', '.join(ALIGN_TARGETS)}"
+        )
     if s.align_weight > 0 and dist_info()[1] > 1:
         raise VqclipError(
             "--align-weight runs on one process (DDP has no double backward); drop torchrun"
@@ -167,15 +175,16 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
 
 
 def _energy(
-    samplers: list[Any], device: torch.device, size: int | None
+    samplers: list[Any], device: torch.device, size: int | None, target: str = "scene"
 ) -> tuple[torch.Tensor, list[str], int, torch.Tensor | None]:
     """Refreshes every sampler.
 
-    Returns (sample views | real views, captions, count, pictures | renders): the views
-    are what the energy term scores, the whole pictures (at the critic's ``size``) what
-    the alignment term uses; ``size`` None (no alignment term) skips them.
+    Returns (sample views | real views, captions, count, pictures | targets): the views
+    are what the energy term scores, the whole pictures (at the critic's ``size``) and
+    the renders they should lead to (``target``: see ``--align-target``) what the
+    alignment term uses; ``size`` None (no alignment term) skips them.
     """
-    from vqclip.clip.samples import render_of
+    from vqclip.clip.samples import nearest_render_of, render_of
 
     samples, reals, captions, raw, raw_real = [], [], [], [], []
     for sm in samplers:
@@ -186,7 +195,12 @@ def _energy(
         reals.append(views[len(caps) :])
         if size is not None:
             raw.append(F.interpolate(pics, size=(size, size), mode="area"))
-            raw_real.append(F.interpolate(real, size=(size, size), mode="area"))
+            aim = real
+            if target == "nearest":
+                side = pics.shape[-1]
+                pairs = zip(scenes, pics, strict=True)
+                aim = torch.stack([nearest_render_of(k, p, side) for k, p in pairs])
+            raw_real.append(F.interpolate(aim.to(device), size=(size, size), mode="area"))
         captions += caps
     whole = torch.cat(raw + raw_real).detach() if size is not None else None
     return torch.cat(samples + reals).detach(), captions, len(captions), whole
@@ -263,7 +277,7 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
             n_real, n_e = tokens.shape[0], 0
             if samplers:  # the critic's own samples, then the real renders they aim at
                 extra, captions, n_e, whole = _energy(
-                    samplers, device, size if s.align_weight > 0 else None
+                    samplers, device, size if s.align_weight > 0 else None, s.align_target
                 )
                 images = torch.cat([images, extra])
                 tokens = torch.cat([tokens, tokenize(captions).to(device)])
