@@ -113,6 +113,18 @@ def test_nearest_target_keeps_the_samples_cells_and_the_scene_otherwise():
     assert seen(aim) == (o.color, o.shape, cell)
 
 
+def test_sample_cutn_sets_the_chains_cutouts_whatever_the_generators_default(tmp_path):
+    from vqclip.clip.train import _samplers
+
+    s = ClipTrainSettings(out=str(tmp_path / "r"), model_config=str(_config(tmp_path)),
+                          samples="loop", sample_cutn=3, buffer_size=2, sample_batch=1)  # fmt: skip
+    (sampler,) = _samplers(s, _tiny_bundle(tmp_path), torch.device("cpu"), 0)
+    assert sampler.loop.cutn == 3 and {c.cutn for c in sampler.cutters.values()} == {3}
+    (sampler,) = _samplers(ClipTrainSettings(**{**s.to_json(), "sample_cutn": 8}),
+                           _tiny_bundle(tmp_path), torch.device("cpu"), 0)  # fmt: skip
+    assert sampler.loop.cutn == 8  # the shipped critic's chains, not the generator's default
+
+
 def test_loop_chains_follow_the_loop_and_age(tmp_path):
     clip = _tiny_bundle(tmp_path)
     sampler = _loop_sampler(clip, 0)
@@ -204,6 +216,7 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--align-weight", "1"], ["--align-weight needs --samples"]),
         (["--samples", "loop", "--align-weight", "-1"], ["--align-weight must be >= 0"]),
         (["--samples", "loop", "--align-target", "far"], ["--align-target 'far'", "nearest"]),
+        (["--samples", "loop", "--sample-cutn", "0"], ["--sample-cutn must be at least 1"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

@@ -73,6 +73,9 @@ class ClipTrainSettings:
     sample_steps: int = 2  # sampling steps per refresh
     sample_reinit: float = 0.05  # chance a picked chain restarts from noise
     sample_vqgan: str = "shapes"  # the VQGAN the loop sampler decodes with
+    # cutouts per loop-chain step: 8, as the shipped critic was trained (the generator's
+    # default then; the chains otherwise follow the generator's defaults)
+    sample_cutn: int = 8
     align_weight: float = 0.0  # weight of the gradient-alignment term on the samples; 0 = off
     # where the alignment term's slope points: "scene" (the render of the chain's scene) or
     # "nearest" (the true picture of its caption nearest to the sample: its objects' cells)
@@ -138,6 +141,7 @@ def _dataset(s: ClipTrainSettings, start: int, rank: int, world: int, size: int)
 def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int) -> list[Any]:
     """One :class:`~vqclip.clip.samples.CriticSampler` per kind ``--samples`` asks for."""
     from vqclip.clip.samples import CriticSampler, SamplerSettings, sampler_kinds
+    from vqclip.generation.settings import GenerateSettings
 
     kinds = sampler_kinds(s.samples)
     if kinds and s.data != "shapes":
@@ -150,6 +154,8 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             "--align-weight needs --samples loop|sgld|both (it aligns on their pictures)"
         )
+    if kinds and s.sample_cutn < 1:
+        raise VqclipError(f"--sample-cutn must be at least 1, got {s.sample_cutn}")
     if s.align_target not in ALIGN_TARGETS:
         raise VqclipError(
             f"unknown --align-target {s.align_target!r}; choose from {', '.join(ALIGN_TARGETS)}"
@@ -170,7 +176,8 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
 
             vq = load_vqgan(s.sample_vqgan).to(device)
         seed = s.seed * 1000 + 100 * rank + k
-        out.append(CriticSampler(settings, bundle, vq, seed=seed).to(device))
+        loop = GenerateSettings(cutn=s.sample_cutn)
+        out.append(CriticSampler(settings, bundle, vq, loop, seed=seed).to(device))
     return out
 
 
