@@ -117,12 +117,17 @@ def test_sample_cutn_sets_the_chains_cutouts_whatever_the_generators_default(tmp
     from vqclip.clip.train import _samplers
 
     s = ClipTrainSettings(out=str(tmp_path / "r"), model_config=str(_config(tmp_path)),
-                          samples="loop", sample_cutn=3, buffer_size=2, sample_batch=1)  # fmt: skip
+                          samples="loop", sample_cutn=3, sample_cut_min=0.5, buffer_size=2,
+                          sample_batch=1)  # fmt: skip
     (sampler,) = _samplers(s, _tiny_bundle(tmp_path), torch.device("cpu"), 0)
     assert sampler.loop.cutn == 3 and {c.cutn for c in sampler.cutters.values()} == {3}
-    (sampler,) = _samplers(ClipTrainSettings(**{**s.to_json(), "sample_cutn": 8}),
+    # the chains' cutouts (positions not stated) are as small as --sample-cut-min says
+    assert sampler.loop.cut_min == 0.5 and sampler.cutters[False].min_frac == 0.5
+    (sampler,) = _samplers(ClipTrainSettings(out=s.out, model_config=s.model_config,
+                                             samples="loop", buffer_size=2, sample_batch=1),
                            _tiny_bundle(tmp_path), torch.device("cpu"), 0)  # fmt: skip
-    assert sampler.loop.cutn == 8  # the shipped critic's chains, not the generator's default
+    # the shipped critic's chains, not the generator's defaults
+    assert sampler.loop.cutn == 8 and sampler.cutters[False].min_frac == 0.8
 
 
 def test_loop_chains_follow_the_loop_and_age(tmp_path):
@@ -217,6 +222,8 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--align-weight", "-1"], ["--align-weight must be >= 0"]),
         (["--samples", "loop", "--align-target", "far"], ["--align-target 'far'", "nearest"]),
         (["--samples", "loop", "--sample-cutn", "0"], ["--sample-cutn must be at least 1"]),
+        (["--samples", "loop", "--sample-cut-min", "0"], ["--sample-cut-min must be in (0, 1]"]),
+        (["--samples", "loop", "--sample-cut-min", "1.5"], ["--sample-cut-min", "1.5"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

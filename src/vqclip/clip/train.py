@@ -76,6 +76,9 @@ class ClipTrainSettings:
     # cutouts per loop-chain step: 8, as the shipped critic was trained (the generator's
     # default then; the chains otherwise follow the generator's defaults)
     sample_cutn: int = 8
+    # the smallest cutout side of the loop chains (share of the image side): 0.8, as the
+    # shipped critic was trained, whatever the generator's default becomes
+    sample_cut_min: float = 0.8
     align_weight: float = 0.0  # weight of the gradient-alignment term on the samples; 0 = off
     # where the alignment term's slope points: "scene" (the render of the chain's scene) or
     # "nearest" (the true picture of its caption nearest to the sample: its objects' cells)
@@ -156,6 +159,8 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         )
     if kinds and s.sample_cutn < 1:
         raise VqclipError(f"--sample-cutn must be at least 1, got {s.sample_cutn}")
+    if kinds and not 0 < s.sample_cut_min <= 1:
+        raise VqclipError(f"--sample-cut-min must be in (0, 1], got {s.sample_cut_min}")
     if s.align_target not in ALIGN_TARGETS:
         raise VqclipError(
             f"unknown --align-target {s.align_target!r}; choose from {', '.join(ALIGN_TARGETS)}"
@@ -176,7 +181,7 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
 
             vq = load_vqgan(s.sample_vqgan).to(device)
         seed = s.seed * 1000 + 100 * rank + k
-        loop = GenerateSettings(cutn=s.sample_cutn)
+        loop = GenerateSettings(cutn=s.sample_cutn, cut_min=s.sample_cut_min)
         out.append(CriticSampler(settings, bundle, vq, loop, seed=seed).to(device))
     return out
 
