@@ -167,6 +167,22 @@ def test_clamp_with_grad_pulls_back_into_range():
     assert x.grad.tolist() == [0.0, 1.0, 1.0]
 
 
+def test_default_views_are_the_whole_image_and_cut_min_still_crops():
+    from vqclip.generation.generator import setup
+
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    g = torch.Generator().manual_seed(0)
+    # no position named: the default loop still sees the whole image, only augmented
+    loop = setup(GenerateSettings(prompts="two green triangles", augments=()))
+    (cut,) = loop.cutters
+    assert not cut.keep_position
+    assert torch.allclose(cut(x, g), x.expand(cut.cutn, -1, -1, -1), atol=1e-6)
+    # a smaller --cut-min gives zoomed crops again
+    loop = setup(GenerateSettings(prompts="two green triangles", augments=(), cut_min=0.5))
+    views = loop.cutters[0](x, g)
+    assert any(not torch.allclose(v, x[0], atol=1e-3) for v in views)
+
+
 def test_prompt_aware_augmentation():
     assert states_position(["a red circle in the top left"])
     assert states_position(["a blue square to the left of a yellow star"])

@@ -85,7 +85,10 @@ class GenerateSettings:
     cutn: int = _f(8, "cutouts scored by CLIP per step")
     cut_method: str = _f("crops", "random crops, or the reference's pooled views", CUT_METHODS)
     cut_pow: float = _f(1.0, "crop size exponent (> 1 favours small crops)")
-    cut_min: float = _f(0.8, "smallest crop side, as a share of the image side")
+    cut_min: float = _f(
+        1.0, "smallest crop side, as a share of the image side (1: whole-image views, "
+        "the scale the embedded CLIP was trained at)"
+    )
     augments: tuple[str, ...] = _f(("affine", "color", "noise"), "augmentations", AUGMENTS)
     augment_p: float = _f(1.0, "probability that each augmentation is applied to a view")
     prompt_aware: bool = _f(True, "no flips, shifts or small crops when a prompt states a place")
