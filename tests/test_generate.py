@@ -125,7 +125,8 @@ def test_batch_ranks_candidates_by_clip_score(models):
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 def test_every_optimizer_lowers_the_loss(models, name):
-    lr = {"sgd": 0.5, "adagrad": 0.5}.get(name, 0.2)
+    # RMSprop's first steps are ~10x its lr (its square average starts at 0): a smaller lr
+    lr = {"sgd": 0.5, "adagrad": 0.5, "rmsprop": 0.02}.get(name, 0.2)
     r = gen(models, prompts="a yellow square", optimizer=name, lr=lr, iterations=8, cutn=4)
     assert min(r.losses[-3:]) < r.losses[0]
 

@@ -86,8 +86,9 @@ class GenerateSettings:
     cut_method: str = _f("crops", "random crops, or the reference's pooled views", CUT_METHODS)
     cut_pow: float = _f(1.0, "crop size exponent (> 1 favours small crops)")
     cut_min: float = _f(
-        1.0, "smallest crop side, as a share of the image side (1: whole-image views, "
-        "the scale the embedded CLIP was trained at)"
+        1.0,
+        "smallest crop side, as a share of the image side (1: whole-image views, "
+        "the scale the embedded CLIP was trained at)",
     )
     augments: tuple[str, ...] = _f(("affine", "color", "noise"), "augmentations", AUGMENTS)
     augment_p: float = _f(1.0, "probability that each augmentation is applied to a view")
