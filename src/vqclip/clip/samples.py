@@ -7,11 +7,13 @@ persistent chains in a :class:`ReplayBuffer`, so each training step pays for a f
 sampling steps only. Two samplers:
 
 - ``loop``: vqclip's own VQGAN+CLIP loop with the generator's default settings
-  (straight-through quantisation, the same cutouts and augmentations, Adam with the
-  same learning rate). Each chain keeps its latent, its Adam moments and its age, so a
-  chain *is* a generation run, spread over training steps, against a critic that keeps
-  learning; at the generator's iteration count it starts again as the loop starts (its
-  ``init_noise``: the flat background its caption names, or random codes).
+  (straight-through quantisation, the same augmentations, Adam with the same learning
+  rate), except the cutouts' count and size, which stay as the shipped critic was
+  trained (``train-clip --sample-cutn``, ``--sample-cut-min``). Each chain keeps its
+  latent, its Adam moments and its age, so a chain *is* a generation run, spread over
+  training steps, against a critic that keeps learning; at the generator's iteration
+  count it starts again as the loop starts (its ``init_noise``: the flat background its
+  caption names, or random codes).
 - ``sgld``: Langevin dynamics on the pixels (JEM's sampler): a gradient step on the
   energy ``-scale · cos(image, caption)`` plus Gaussian noise.
 
