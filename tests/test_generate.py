@@ -168,18 +168,20 @@ def test_clamp_with_grad_pulls_back_into_range():
     assert x.grad.tolist() == [0.0, 1.0, 1.0]
 
 
-def test_default_views_are_the_whole_image_and_cut_min_still_crops():
+def test_default_views_are_the_whole_image_and_cut_min_still_crops(models):
     from vqclip.generation.generator import setup
 
+    clips, vq = models
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     g = torch.Generator().manual_seed(0)
     # no position named: the default loop still sees the whole image, only augmented
-    loop = setup(GenerateSettings(prompts="two green triangles", augments=()))
+    loop = setup(GenerateSettings(prompts="two green triangles", augments=()), clips, vq)
     (cut,) = loop.cutters
     assert not cut.keep_position
     assert torch.allclose(cut(x, g), x.expand(cut.cutn, -1, -1, -1), atol=1e-6)
     # a smaller --cut-min gives zoomed crops again
-    loop = setup(GenerateSettings(prompts="two green triangles", augments=(), cut_min=0.5))
+    settings = GenerateSettings(prompts="two green triangles", augments=(), cut_min=0.5)
+    loop = setup(settings, clips, vq)
     views = loop.cutters[0](x, g)
     assert any(not torch.allclose(v, x[0], atol=1e-3) for v in views)
 
