@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -186,6 +187,32 @@ def test_default_views_are_the_whole_image_and_cut_min_still_crops(models):
     assert any(not torch.allclose(v, x[0], atol=1e-3) for v in views)
 
 
+def test_warp_settings_set_the_views_warp(models):
+    from vqclip.generation.generator import setup
+
+    clips, vq = models
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    plain = GenerateSettings(prompts="a red circle", augments=("affine",), warp_degrees=0.0,
+                             warp_scale=0.0, warp_shift=0.0)  # fmt: skip
+    (cut,) = setup(plain, clips, vq).cutters
+    assert torch.allclose(cut(x, torch.Generator().manual_seed(0)), x.expand(cut.cutn, -1, -1, -1),
+                          atol=1e-5)  # fmt: skip
+
+    def spread(**warp):  # how far the views move from the picture
+        (cut,) = setup(replace(plain, **warp), clips, vq).cutters
+        return float((cut(x, torch.Generator().manual_seed(0)) - x).abs().mean())
+
+    assert 0 < spread(warp_degrees=5.0) < spread(warp_degrees=30.0)
+    assert 0 < spread(warp_scale=0.05) < spread(warp_scale=0.3)
+    assert 0 < spread(warp_shift=0.02) < spread(warp_shift=0.2)
+    # a prompt that states a place keeps its shifts within 2% whatever the setting
+    (near,) = setup(replace(plain, prompts="a red circle on the left", warp_shift=0.3),
+                    clips, vq).cutters  # fmt: skip
+    assert near.warp == (0.0, 0.0, 0.3) and near.keep_position
+    moved = float((near(x, torch.Generator().manual_seed(0)) - x).abs().mean())
+    assert moved <= spread(warp_shift=0.02) + 1e-6
+
+
 def test_prompt_aware_augmentation():
     assert states_position(["a red circle in the top left"])
     assert states_position(["a blue square to the left of a yellow star"])
@@ -232,6 +259,9 @@ def test_save_every_and_video(tmp_path, capsys):
             ["--clip-weight", "one weight per clip"],
         ),
         (["x", "--augment-p", "1.5"], ["--augment-p"]),
+        (["x", "--warp-degrees", "-5"], ["--warp-degrees", "[0, 180]"]),
+        (["x", "--warp-scale", "1"], ["--warp-scale", "[0, 1)"]),
+        (["x", "--warp-shift", "0.7"], ["--warp-shift", "[0, 0.5]"]),
         (["x", "--device", "tpu"], ["--device"]),
         (["x", "--iterations", "0"], ["iterations"]),
         (["x", "--size", "2", "2"], ["below the VQGAN's factor"]),

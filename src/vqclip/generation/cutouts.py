@@ -82,12 +82,15 @@ class Cutouts:
             views, so that "left" stays left (set when a prompt states a position).
         method: ``crops`` or ``pooled``.
         p: probability that each augmentation is applied to a view.
+        warp: the affine warp's largest rotation (degrees), zoom (share) and shift (share
+            of the side; at most 0.02 with ``keep_position``).
     """
 
     def __init__(
         self, cut_size: int, cutn: int, *, cut_pow: float = 1.0, min_frac: float = 0.8,
         augments: Sequence[str] = ("affine", "color", "noise"), keep_position: bool = False,
         method: str = "crops", p: float = 1.0,
+        warp: tuple[float, float, float] = (10.0, 0.05, 0.08),
     ) -> None:  # fmt: skip
         if cutn < 1:
             raise VqclipError(f"--cutn must be at least 1, got {cutn}")
@@ -98,6 +101,7 @@ class Cutouts:
         self.cut_size, self.cutn, self.cut_pow, self.min_frac = cut_size, cutn, cut_pow, min_frac
         self.augments = check_augments(augments)
         self.keep_position, self.method, self.p = keep_position, method, p
+        self.warp = warp
         if keep_position:
             self.augments = tuple(a for a in self.augments if a not in _MOVES_THINGS)
             self.min_frac = 1.0
@@ -170,9 +174,10 @@ class Cutouts:
 
     def _warp(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n = x.shape[0]
-        shift = 0.02 if self.keep_position else 0.08
-        angle = _uniform(n, -10, 10, g) * math.pi / 180
-        scale = _uniform(n, 0.95, 1.05, g)
+        degrees, zoom, shift = self.warp
+        shift = min(shift, 0.02) if self.keep_position else shift
+        angle = _uniform(n, -degrees, degrees, g) * math.pi / 180
+        scale = _uniform(n, 1 - zoom, 1 + zoom, g)
         tx, ty = _uniform(n, -shift, shift, g), _uniform(n, -shift, shift, g)
         theta = torch.zeros(n, 3, 3, device=g.device)
         theta[:, 0, 0] = torch.cos(angle) / scale

@@ -92,6 +92,12 @@ class GenerateSettings:
     )
     augments: tuple[str, ...] = _f(("affine", "color", "noise"), "augmentations", AUGMENTS)
     augment_p: float = _f(1.0, "probability that each augmentation is applied to a view")
+    warp_degrees: float = _f(10.0, "affine warp: largest rotation of a view, in degrees")
+    warp_scale: float = _f(0.05, "affine warp: largest zoom in or out of a view (0.05 = ±5%%)")
+    warp_shift: float = _f(
+        0.08, "affine warp: largest shift of a view, a share of its side (≤ 0.02 when a "
+        "prompt states a place)"
+    )  # fmt: skip
     prompt_aware: bool = _f(True, "no flips, shifts or small crops when a prompt states a place")
     init_image: str | None = _f(None, "start from this image")
     init_noise: str = _f(
@@ -141,6 +147,12 @@ class GenerateSettings:
             raise SettingError("cut_min", f"must be in (0, 1], got {self.cut_min}")
         if not 0 <= self.augment_p <= 1:
             raise SettingError("augment_p", f"must be in [0, 1], got {self.augment_p}")
+        if not 0 <= self.warp_degrees <= 180:
+            raise SettingError("warp_degrees", f"must be in [0, 180], got {self.warp_degrees}")
+        if not 0 <= self.warp_scale < 1:
+            raise SettingError("warp_scale", f"must be in [0, 1), got {self.warp_scale}")
+        if not 0 <= self.warp_shift <= 0.5:
+            raise SettingError("warp_shift", f"must be in [0, 0.5], got {self.warp_shift}")
         if self.cut_pow <= 0:
             raise SettingError("cut_pow", f"must be > 0, got {self.cut_pow}")
         if self.seed < 0 or self.story_every < 0:
