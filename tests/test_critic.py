@@ -59,7 +59,8 @@ def test_energy_term_lowers_a_sample_below_the_real_pair(tmp_path):
     assert s1 - r1 < s0 - r0 - 0.05, (s0, r0, s1, r1)
 
 
-def test_alignment_term_turns_the_gradient_towards_the_real_picture(tmp_path):
+@pytest.mark.parametrize("views", [0, 3])
+def test_alignment_term_turns_the_gradient_towards_the_real_picture(tmp_path, views):
     clip = _tiny_bundle(tmp_path)
     real = render_of(3, 16)
     sample = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
@@ -70,7 +71,7 @@ def test_alignment_term_turns_the_gradient_towards_the_real_picture(tmp_path):
     clip.model.train()
     losses = []
     for _ in range(8):
-        loss = align_loss(clip, sample[None], real[None], clip.tokenizer([text]), gen)
+        loss = align_loss(clip, sample[None], real[None], clip.tokenizer([text]), gen, views)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -81,6 +82,34 @@ def test_alignment_term_turns_the_gradient_towards_the_real_picture(tmp_path):
     # a pair whose sample is its render has no direction and adds nothing
     same = align_loss(clip, real[None], real[None], clip.tokenizer([text]), gen)
     assert same.item() == 0.0 and same.requires_grad
+
+
+def test_alignment_views_align_the_slope_of_the_generators_mean_score(tmp_path):
+    """With views, the term aligns the gradient of the mean score over the views the
+    generator's defaults make (drawn from the generator after the path's point)."""
+    import torch.nn.functional as F
+
+    from vqclip.generation.cutouts import Cutouts
+
+    clip = _tiny_bundle(tmp_path)
+    real = render_of(3, 16)[None]
+    sample = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    tokens = clip.tokenizer(["a red circle"])
+    clip.model.eval()
+    got = align_loss(clip, sample, real, tokens, torch.Generator().manual_seed(5), views=4)
+    plain = align_loss(clip, sample, real, tokens, torch.Generator().manual_seed(5))
+
+    g = torch.Generator().manual_seed(5)
+    alpha = torch.rand(1, 1, 1, 1, generator=g)
+    x = (sample + alpha * (real - sample)).requires_grad_(True)
+    seen = Cutouts(16, 4, min_frac=1.0)(x, g)
+    assert seen.shape == (4, 3, 16, 16) and not torch.allclose(seen[0], seen[1])
+    image = F.normalize(clip.model.encode_image(clip.normalize(seen)), dim=-1).mean(0)
+    text = F.normalize(clip.model.encode_text(tokens), dim=-1)[0]
+    (grad,) = torch.autograd.grad((image * text).sum(), x)
+    want = 1 - F.cosine_similarity(grad.flatten(), (real - sample).flatten(), dim=0)
+    assert torch.allclose(got, want, atol=1e-5), (got, want)
+    assert abs(got.item() - plain.item()) > 1e-4  # the views change the slope aligned
 
 
 def _loop_sampler(clip, seed):
@@ -224,6 +253,7 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--sample-cutn", "0"], ["--sample-cutn must be at least 1"]),
         (["--samples", "loop", "--sample-cut-min", "0"], ["--sample-cut-min must be in (0, 1]"]),
         (["--samples", "loop", "--sample-cut-min", "1.5"], ["--sample-cut-min", "1.5"]),
+        (["--samples", "loop", "--align-views", "-2"], ["--align-views", "-2"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

@@ -340,7 +340,7 @@ def sampler_kinds(samples: str) -> list[str]:
 
 def align_loss(
     clip: ClipBundle, samples: torch.Tensor, reals: torch.Tensor, tokens: torch.Tensor,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, views: int = 0,
 ) -> torch.Tensor:  # fmt: skip
     """Gradient alignment: the critic's pixel gradient should point from a sample to its render.
 
@@ -358,6 +358,10 @@ def align_loss(
         reals: (B, 3, S, S) the real renders of those captions.
         tokens: (B, L) the captions' tokens.
         generator: draws each pair's point on the path (uniform in [0, 1)).
+        views: 0 scores the point as it is; N > 0 scores the mean over N views of it
+            made as the generator makes them (whole-image views with its default
+            augmentations: affine warp, colour, noise), so the slope aligned is the one
+            the loop follows. Needs ``generator``.
     """
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -365,9 +369,18 @@ def align_loss(
     alpha = torch.rand(len(samples), 1, 1, 1, generator=generator, device=samples.device)
     x = (samples.detach() + alpha * direction).requires_grad_(True)
     model = clip.model
+    seen = x
+    if views > 0:
+        if generator is None:
+            raise ValueError("align_loss needs a generator to draw its views")
+        from vqclip.generation.cutouts import Cutouts
+
+        cut = Cutouts(x.shape[-1], views, min_frac=1.0)  # the generator's default views
+        seen = cut(x, generator)  # (B·views, 3, S, S), images-major
     with sdpa_kernel(SDPBackend.MATH):  # the fused CPU/GPU kernels have no double backward
-        image = F.normalize(model.encode_image(clip.normalize(x)).float(), dim=-1)  # type: ignore[operator]
+        image = F.normalize(model.encode_image(clip.normalize(seen)).float(), dim=-1)  # type: ignore[operator]
         text = F.normalize(model.encode_text(tokens).float(), dim=-1)  # type: ignore[operator]
+        image = image.reshape(len(x), max(views, 1), -1).mean(dim=1)  # the mean score's image
         (grad,) = torch.autograd.grad((image * text).sum(), x, create_graph=True)
     cos = F.cosine_similarity(grad.flatten(1), direction.flatten(1), dim=1, eps=1e-12)
     differ = direction.flatten(1).norm(dim=1) > 1e-3

@@ -83,6 +83,10 @@ class ClipTrainSettings:
     # where the alignment term's slope points: "scene" (the render of the chain's scene) or
     # "nearest" (the true picture of its caption nearest to the sample: its objects' cells)
     align_target: str = "scene"
+    # views the alignment term scores each point through: 0 = the point as it is (as the
+    # shipped critic was trained); N = the mean over N views made as the generator's
+    # defaults make them (whole image, affine warp, colour, noise): the slope the loop follows
+    align_views: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,6 +169,8 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             f"unknown --align-target {s.align_target!r}; choose from {', '.join(ALIGN_TARGETS)}"
         )
+    if s.align_views < 0:
+        raise VqclipError(f"--align-views must be >= 0, got {s.align_views}")
     if s.align_weight > 0 and dist_info()[1] > 1:
         raise VqclipError(
             "--align-weight runs on one process (DDP has no double backward); drop torchrun"
@@ -307,7 +313,9 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                                      s.energy_temperature)  # fmt: skip
                 loss = loss + s.energy_weight * energy
                 if whole is not None:
-                    align = align_loss(bundle, whole[:n_e], whole[n_e:], tokens[n_real:], gen)
+                    align = align_loss(
+                        bundle, whole[:n_e], whole[n_e:], tokens[n_real:], gen, s.align_views
+                    )
                     loss = loss + s.align_weight * align
             opt.zero_grad(set_to_none=True)
             loss.backward()
