@@ -155,7 +155,7 @@ def test_sample_cutn_sets_the_chains_cutouts_whatever_the_generators_default(tmp
     (sampler,) = _samplers(ClipTrainSettings(out=s.out, model_config=s.model_config,
                                              samples="loop", buffer_size=2, sample_batch=1),
                            _tiny_bundle(tmp_path), torch.device("cpu"), 0)  # fmt: skip
-    # the shipped critic's chains, not the generator's defaults
+    # the aligned critic's chains by default, not the generator's defaults
     assert sampler.loop.cutn == 8 and sampler.cutters[False].min_frac == 0.8
 
 

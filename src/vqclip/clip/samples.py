@@ -8,8 +8,9 @@ sampling steps only. Two samplers:
 
 - ``loop``: vqclip's own VQGAN+CLIP loop with the generator's default settings
   (straight-through quantisation, the same augmentations, Adam with the same learning
-  rate), except the cutouts' count and size, which stay as the shipped critic was
-  trained (``train-clip --sample-cutn``, ``--sample-cut-min``). Each chain keeps its
+  rate), except the cutouts' count and size, whose defaults stay as the aligned critic
+  (embedded until commit 0154954) was trained (``train-clip --sample-cutn`` 8,
+  ``--sample-cut-min`` 0.8; the shipped critic's last stage passed 1.0). Each chain keeps its
   latent, its Adam moments and its age, so a chain *is* a generation run, spread over
   training steps, against a critic that keeps learning; at the generator's iteration
   count it starts again as the loop starts (its ``init_noise``: the flat background its

@@ -73,19 +73,21 @@ class ClipTrainSettings:
     sample_steps: int = 2  # sampling steps per refresh
     sample_reinit: float = 0.05  # chance a picked chain restarts from noise
     sample_vqgan: str = "shapes"  # the VQGAN the loop sampler decodes with
-    # cutouts per loop-chain step: 8, as the shipped critic was trained (the generator's
+    # cutouts per loop-chain step: 8, as the aligned critics were trained (the generator's
     # default then; the chains otherwise follow the generator's defaults)
     sample_cutn: int = 8
     # the smallest cutout side of the loop chains (share of the image side): 0.8, as the
-    # shipped critic was trained, whatever the generator's default becomes
+    # aligned critic (embedded until 0154954) was trained, whatever the generator's
+    # default becomes (the shipped critic's last stage passed 1.0: whole views)
     sample_cut_min: float = 0.8
     align_weight: float = 0.0  # weight of the gradient-alignment term on the samples; 0 = off
     # where the alignment term's slope points: "scene" (the render of the chain's scene) or
     # "nearest" (the true picture of its caption nearest to the sample: its objects' cells)
     align_target: str = "scene"
     # views the alignment term scores each point through: 0 = the point as it is (as the
-    # shipped critic was trained); N = the mean over N views made as the generator's
-    # defaults make them (whole image, affine warp, colour, noise): the slope the loop follows
+    # aligned critic was trained); N = the mean over N views made as the generator's
+    # defaults make them (whole image, affine warp, colour, noise): the slope the loop
+    # follows (the shipped critic's last stage used 4)
     align_views: int = 0
 
     def to_json(self) -> dict[str, Any]:
