@@ -183,8 +183,7 @@ class CriticSampler:
             lp = self.loop
             self.cutters = {
                 keep: Cutouts(clip.image_size, lp.cutn, cut_pow=lp.cut_pow, min_frac=lp.cut_min,
-                              augments=lp.augments, keep_position=keep,
-                              warp=(lp.warp_degrees, lp.warp_scale, lp.warp_shift))
+                              augments=lp.augments, keep_position=keep, warp=lp.warp)
                 for keep in (False, True)
             }  # fmt: skip
         else:
@@ -193,8 +192,7 @@ class CriticSampler:
         self.view = {  # one augmented view of a picture, as the loop sees it
             keep: Cutouts(clip.image_size, 1, cut_pow=self.loop.cut_pow,
                           min_frac=self.loop.cut_min, augments=self.loop.augments,
-                          keep_position=keep, warp=(self.loop.warp_degrees,
-                          self.loop.warp_scale, self.loop.warp_shift))
+                          keep_position=keep, warp=self.loop.warp)
             for keep in (False, True)
         }  # fmt: skip
 

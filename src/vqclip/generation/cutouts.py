@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from vqclip.errors import VqclipError
-from vqclip.generation.settings import AUGMENTS, CUT_METHODS
+from vqclip.generation.settings import AUGMENTS, CUT_METHODS, DEFAULT_WARP
 
 _SPATIAL = re.compile(r"\b(left|right|top|bottom|above|below|center|centre|middle)\b", re.I)
 _MOVES_THINGS = ("flip", "resized_crop")  # off when a prompt states a position
@@ -90,7 +90,7 @@ class Cutouts:
         self, cut_size: int, cutn: int, *, cut_pow: float = 1.0, min_frac: float = 0.8,
         augments: Sequence[str] = ("affine", "color", "noise"), keep_position: bool = False,
         method: str = "crops", p: float = 1.0,
-        warp: tuple[float, float, float] = (10.0, 0.05, 0.08),
+        warp: tuple[float, float, float] = DEFAULT_WARP,
     ) -> None:  # fmt: skip
         if cutn < 1:
             raise VqclipError(f"--cutn must be at least 1, got {cutn}")

@@ -306,7 +306,7 @@ def setup(
     cutters = [
         Cutouts(c.image_size, s.cutn, cut_pow=s.cut_pow, min_frac=s.cut_min,
                 augments=s.augments, keep_position=keep_position, method=s.cut_method,
-                p=s.augment_p, warp=(s.warp_degrees, s.warp_scale, s.warp_shift))
+                p=s.augment_p, warp=s.warp)
         for c in clips
     ]  # fmt: skip
     per_clip = [

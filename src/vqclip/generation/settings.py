@@ -49,6 +49,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "prune": None,
     },
 }
+# the affine warp's default ranges: rotation (degrees), zoom and shift (shares of the side)
+DEFAULT_WARP = (10.0, 0.05, 0.08)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
@@ -92,11 +94,13 @@ class GenerateSettings:
     )
     augments: tuple[str, ...] = _f(("affine", "color", "noise"), "augmentations", AUGMENTS)
     augment_p: float = _f(1.0, "probability that each augmentation is applied to a view")
-    warp_degrees: float = _f(10.0, "affine warp: largest rotation of a view, in degrees")
-    warp_scale: float = _f(0.05, "affine warp: largest zoom in or out of a view (0.05 = ±5%%)")
+    warp_degrees: float = _f(DEFAULT_WARP[0], "affine warp: largest rotation of a view, in degrees")
+    warp_scale: float = _f(
+        DEFAULT_WARP[1], "affine warp: largest zoom in or out of a view (0.05: 0.95× to 1.05×)"
+    )
     warp_shift: float = _f(
-        0.08, "affine warp: largest shift of a view, a share of its side (≤ 0.02 when a "
-        "prompt states a place)"
+        DEFAULT_WARP[2], "affine warp: largest shift of a view, a share of its side (≤ 0.02 "
+        "when a prompt states a place)"
     )  # fmt: skip
     prompt_aware: bool = _f(True, "no flips, shifts or small crops when a prompt states a place")
     init_image: str | None = _f(None, "start from this image")
@@ -180,6 +184,11 @@ class GenerateSettings:
                 'nothing to aim at: give a prompt, e.g. vqclip generate "a red circle"'
             )
         return self
+
+    @property
+    def warp(self) -> tuple[float, float, float]:
+        """The affine warp's ranges, as :class:`~vqclip.generation.cutouts.Cutouts` takes them."""
+        return (self.warp_degrees, self.warp_scale, self.warp_shift)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
