@@ -216,6 +216,33 @@ def test_train_clip_with_samples_checkpoints_and_resumes(tmp_path, capsys):
     assert int(after["age"].max()) >= 1 and not torch.equal(after["x"], saved["x"])
 
 
+def test_align_near_adds_the_near_misses_slope_to_the_term(tmp_path, capsys):
+    """--align-near trains on near misses too: its postfix shows the term, and the weights
+    differ from the same run without it (0 is the run without it, weight for weight)."""
+    cfg = _config(tmp_path)
+
+    def train(name, *extra):
+        args = ["train-clip", "--out", str(tmp_path / name), "--model-config", str(cfg),
+                "--batch-size", "4", "--workers", "0", "--eval-every", "0", "--warmup", "1",
+                "--samples", "loop", "--buffer-size", "4", "--sample-batch", "2",
+                "--sample-steps", "1", "--align-weight", "1", "--steps", "2", *extra]  # fmt: skip
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            assert run(capsys, *args)[0] == 0
+        finally:
+            torch.set_num_threads(threads)
+        return load_file(tmp_path / name / "checkpoint" / "model.safetensors")
+
+    plain, zero, near = (
+        train("plain"),
+        train("zero", "--align-near", "0"),
+        train("near", "--align-near", "3"),
+    )
+    assert all(torch.equal(plain[k], zero[k]) for k in plain)
+    assert any(not torch.equal(plain[k], near[k]) for k in plain)
+
+
 def test_samples_none_trains_exactly_as_before(tmp_path):
     """Golden slice recorded with the training code as it was before --samples existed."""
     s = ClipTrainSettings(out=str(tmp_path / "run"), model_config=str(_config(tmp_path)),
@@ -254,6 +281,15 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--sample-cut-min", "0"], ["--sample-cut-min must be in (0, 1]"]),
         (["--samples", "loop", "--sample-cut-min", "1.5"], ["--sample-cut-min", "1.5"]),
         (["--samples", "loop", "--align-views", "-2"], ["--align-views", "-2"]),
+        (["--samples", "loop", "--align-near", "2"], ["--align-near needs --align-weight"]),
+        (
+            ["--samples", "loop", "--align-weight", "1", "--align-near", "-1"],
+            ["--align-near", "-1"],
+        ),
+        (
+            ["--samples", "loop", "--align-weight", "1", "--batch-size", "4", "--align-near", "5"],
+            ["--align-near", "--batch-size (4)"],
+        ),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

@@ -89,6 +89,10 @@ class ClipTrainSettings:
     # defaults make them (whole image, affine warp, colour, noise): the slope the loop
     # follows (the shipped critic's last stage used 4)
     align_views: int = 0
+    # near misses per step (renders with one object squashed and rounded, as the loop's
+    # objects come out) whose slope the alignment term also leads to their clean render;
+    # 0 = off (needs --align-weight > 0)
+    align_near: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -138,10 +142,10 @@ def _dataset(s: ClipTrainSettings, start: int, rank: int, world: int, size: int)
     if s.data == "shapes":
         return ShapesDataset(
             split="train", size=size, start=start, rank=rank, world_size=world,
-            negatives=s.hard_negatives,
+            negatives=s.hard_negatives, near_misses=s.align_near > 0,
         )  # fmt: skip
-    if s.hard_negatives:
-        raise VqclipError("--hard-negatives needs --data shapes (spoiled renders of its scenes)")
+    if s.hard_negatives or s.align_near:
+        raise VqclipError("--hard-negatives and --align-near need --data shapes (its scenes)")
     from vqclip.clip.csvdata import CsvDataset
 
     return CsvDataset(Path(s.data), size=size, start=start, rank=rank, world_size=world)
@@ -173,6 +177,12 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         )
     if s.align_views < 0:
         raise VqclipError(f"--align-views must be >= 0, got {s.align_views}")
+    if not 0 <= s.align_near <= s.batch_size:
+        raise VqclipError(
+            f"--align-near must be between 0 and --batch-size ({s.batch_size}), got {s.align_near}"
+        )
+    if s.align_near and s.align_weight <= 0:
+        raise VqclipError("--align-near needs --align-weight > 0 (it is part of that term)")
     if s.align_weight > 0 and dist_info()[1] > 1:
         raise VqclipError(
             "--align-weight runs on one process (DDP has no double backward); drop torchrun"
@@ -283,6 +293,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
         model.train()
         while not clock.done(step):
             *parts, tokens = next(batches)
+            if s.align_near:  # near misses and their clean renders, for the alignment term
+                near = (parts.pop()[: s.align_near].to(device), parts[0][: s.align_near].to(device))
             images = torch.cat(parts).to(device, non_blocking=True)  # clean, then spoiled
             tokens = tokens.to(device, non_blocking=True)
             if s.noise_aug > 0:
@@ -319,6 +331,9 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                         bundle, whole[:n_e], whole[n_e:], tokens[n_real:], gen, s.align_views
                     )
                     loss = loss + s.align_weight * align
+            if s.align_near:
+                align_near = align_loss(bundle, *near, tokens[: s.align_near], gen, s.align_views)
+                loss = loss + s.align_weight * align_near
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
@@ -334,6 +349,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                     post["energy"] = f"{energy.item():+.3f}"
                 if n_e and s.align_weight > 0:
                     post["align"] = f"{align.item():.3f}"
+                if s.align_near:
+                    post["near"] = f"{align_near.item():.3f}"
                 bar.set_postfix(**post, sps=f"{rate:.0f}")
                 bar.update(1)
             if s.save_every and step % s.save_every == 0:

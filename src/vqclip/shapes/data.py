@@ -13,7 +13,7 @@ from vqclip.errors import VqclipError
 from vqclip.io import to_tensor
 from vqclip.shapes.render import render
 from vqclip.shapes.sampler import sample_scene, split_seed
-from vqclip.shapes.spoil import spoil
+from vqclip.shapes.spoil import near_miss, spoil
 
 
 class ShapesDataset(IterableDataset):
@@ -35,6 +35,9 @@ class ShapesDataset(IterableDataset):
         world_size: number of processes.
         negatives: also yield a spoiled render of each scene (see
             :mod:`vqclip.shapes.spoil`): items become (image, spoiled, caption).
+        near_misses: also yield a near miss of each scene (one object squashed and
+            rounded, :func:`vqclip.shapes.spoil.near_miss`), after the spoiled render
+            if any: items become (image, [spoiled,] near miss, caption).
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class ShapesDataset(IterableDataset):
         rank: int = 0,
         world_size: int = 1,
         negatives: bool = False,
+        near_misses: bool = False,
     ) -> None:
         super().__init__()
         split_seed(split, 0)  # validates the split name
@@ -57,18 +61,21 @@ class ShapesDataset(IterableDataset):
             raise VqclipError(f"rank {rank} is outside world size {world_size}")
         self.split, self.size, self.start, self.n = split, size, start, n
         self.transform, self.rank, self.world_size = transform, rank, world_size
-        self.negatives = negatives
+        self.negatives, self.near_misses = negatives, near_misses
 
     def item(self, index: int) -> tuple[Any, ...]:
         """Returns the (image, caption) pair of scene ``index`` of the split.
 
-        With ``negatives``, (image, spoiled image, caption).
+        With ``negatives``, (image, spoiled image, caption); ``near_misses`` adds the
+        near miss before the caption.
         """
         seed = split_seed(self.split, self.start + index)
         scene = sample_scene(seed, self.size)
         images = [to_tensor(render(scene))]
         if self.negatives:
             images.append(to_tensor(spoil(scene, random.Random(seed))))
+        if self.near_misses:
+            images.append(to_tensor(near_miss(scene, random.Random(seed + 1))))
         if self.transform is not None:
             images = [self.transform(x) for x in images]
         return (*images, scene.captions[0])

@@ -9,6 +9,12 @@ finds first. A spoiled copy of a scene is drawn with one of these flaws:
 
 Trained as extra non-matching images for each caption, they teach CLIP that
 such images are worse matches than the clean scene.
+
+A *near miss* (:func:`near_miss`) is subtler: one object keeps its colour and place but
+is squashed and rounded, as the generator's objects come out (a cross with rounded
+arms, a star whose points have melted, an ellipse for a circle). The critic's training
+can use it as a point whose slope should lead back to the clean scene
+(``train-clip --align-near``).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 import math
 import random
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from vqclip.shapes.render import SUPERSAMPLE, draw_shape
 from vqclip.shapes.scene import BACKGROUNDS, COLORS, SIZES, Scene
@@ -60,4 +66,42 @@ def spoil(scene: Scene, rng: random.Random, size: int | None = None) -> Image.Im
             r = big * rng.uniform(0.025, 0.05)
             x, y = rng.uniform(r, big - r), rng.uniform(r, big - r)
             draw.ellipse((x - r, y - r, x + r, y + r), fill=rng.choice(colors))
+    return image.resize((side, side), Image.Resampling.BOX)
+
+
+def near_miss(scene: Scene, rng: random.Random, size: int | None = None) -> Image.Image:
+    """Draws ``scene`` with one object (chosen by ``rng``) squashed and rounded.
+
+    The object is drawn as a mask, squashed along x or y by a factor in [0.55, 0.8]
+    about its centre, blurred with a radius of 8–14% of its box and thresholded at half,
+    which rounds its corners and points, then filled with its colour.
+    """
+    side = size or scene.size or 64
+    big = side * SUPERSAMPLE
+    assert scene.background is not None
+    bg = BACKGROUNDS[scene.background]
+    image = Image.new("RGB", (big, big), bg)
+    draw = ImageDraw.Draw(image)
+    target = rng.randrange(len(scene.objects))
+    squash, along_x = rng.uniform(0.55, 0.8), rng.random() < 0.5
+    blur = rng.uniform(0.08, 0.14)
+    for i, o in enumerate(scene.objects):
+        assert o.center is not None and o.size is not None and o.color is not None
+        assert o.shape is not None
+        cx, cy, d = o.center[0] * big, o.center[1] * big, SIZES[o.size] * big
+        if i != target:
+            draw_shape(draw, o.shape, (cx, cy), d, COLORS[o.color], bg)
+            continue
+        mask = Image.new("L", (big, big), 0)
+        draw_shape(ImageDraw.Draw(mask), o.shape, (cx, cy), d, 255, 0)
+        sx, sy = (squash, 1.0) if along_x else (1.0, squash)
+        # PIL's affine maps output to input pixels: x_in = (x_out - cx) / sx + cx
+        mask = mask.transform(
+            mask.size, Image.Transform.AFFINE,
+            (1 / sx, 0, cx - cx / sx, 0, 1 / sy, cy - cy / sy), Image.Resampling.BILINEAR,
+        )  # fmt: skip
+        mask = mask.filter(ImageFilter.GaussianBlur(blur * d)).point(
+            lambda v: 255 if v >= 128 else 0
+        )
+        image.paste(Image.new("RGB", (big, big), COLORS[o.color]), (0, 0), mask)
     return image.resize((side, side), Image.Resampling.BOX)
