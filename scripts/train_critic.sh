@@ -5,7 +5,9 @@
 #   BUDGET_S   seconds of training (default 2400: the CPU run of the README, one thread)
 #   INIT       the CLIP to start from (default: the embedded one, "shapes"; a model folder)
 #   CRITIC_ARGS extra train-clip options, e.g. '--samples both', '--energy-temperature 0' or
-#               '--energy-weight 0 --align-weight 1' (gradient alignment instead of the energy term)
+#               '--energy-weight 0 --align-weight 1' (gradient alignment instead of the energy term),
+#               '--align-views 4' (aligned through the generator's views), '--align-near 8'
+#               (near misses' slopes too)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
 # chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
 set -euo pipefail

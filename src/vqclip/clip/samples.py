@@ -23,7 +23,9 @@ its score of the real render of the same caption, both seen through one of the l
 augmented views: contrastive divergence, or its logistic (bounded) form. The alignment
 term (:func:`align_loss`, ``--align-weight``) shapes the slope instead of the ranking:
 on the path from a sample to its render, the critic's pixel gradient should point at
-the render.
+the render. ``--align-near K`` adds K near misses a step as samples (renders with one
+object squashed and rounded, :func:`vqclip.shapes.spoil.near_miss`), whose path to
+their render is a pure shape correction.
 """
 
 from __future__ import annotations
