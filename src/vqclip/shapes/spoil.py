@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -42,24 +43,36 @@ def _blob(cx: float, cy: float, side: float, rng: random.Random) -> list[tuple[f
     return points
 
 
-def spoil(scene: Scene, rng: random.Random, size: int | None = None) -> Image.Image:
-    """Draws ``scene`` with one flaw chosen by ``rng`` (see the module's text)."""
+def _canvas(
+    scene: Scene, size: int | None
+) -> tuple[int, int, tuple[int, int, int], Image.Image, ImageDraw.ImageDraw]:
+    """The output side, the supersampled side, the background and a canvas to draw on."""
     side = size or scene.size or 64
     big = side * SUPERSAMPLE
     assert scene.background is not None
     bg = BACKGROUNDS[scene.background]
     image = Image.new("RGB", (big, big), bg)
-    draw = ImageDraw.Draw(image)
-    flaw = rng.choice(FLAWS)
-    target = rng.randrange(len(scene.objects))
+    return side, big, bg, image, ImageDraw.Draw(image)
+
+
+def _placed(scene: Scene, big: int) -> Iterator[tuple[int, str, str, float, float, float]]:
+    """Each object's index, colour and shape, centre and box side in supersampled pixels."""
     for i, o in enumerate(scene.objects):
         assert o.center is not None and o.size is not None and o.color is not None
         assert o.shape is not None
-        cx, cy, d = o.center[0] * big, o.center[1] * big, SIZES[o.size] * big
+        yield i, o.color, o.shape, o.center[0] * big, o.center[1] * big, SIZES[o.size] * big
+
+
+def spoil(scene: Scene, rng: random.Random, size: int | None = None) -> Image.Image:
+    """Draws ``scene`` with one flaw chosen by ``rng`` (see the module's text)."""
+    side, big, bg, image, draw = _canvas(scene, size)
+    flaw = rng.choice(FLAWS)
+    target = rng.randrange(len(scene.objects))
+    for i, color, shape, cx, cy, d in _placed(scene, big):
         if flaw == "blob" and i == target:
-            draw.polygon(_blob(cx, cy, d, rng), fill=COLORS[o.color])
+            draw.polygon(_blob(cx, cy, d, rng), fill=COLORS[color])
             continue
-        draw_shape(draw, o.shape, (cx, cy), d, COLORS[o.color], bg)
+        draw_shape(draw, shape, (cx, cy), d, COLORS[color], bg)
     if flaw == "specks":
         colors = list(COLORS.values())
         for _ in range(rng.randint(1, 3)):
@@ -76,24 +89,16 @@ def near_miss(scene: Scene, rng: random.Random, size: int | None = None) -> Imag
     about its centre, blurred with a radius of 8–14% of its box and thresholded at half,
     which rounds its corners and points, then filled with its colour.
     """
-    side = size or scene.size or 64
-    big = side * SUPERSAMPLE
-    assert scene.background is not None
-    bg = BACKGROUNDS[scene.background]
-    image = Image.new("RGB", (big, big), bg)
-    draw = ImageDraw.Draw(image)
+    side, big, bg, image, draw = _canvas(scene, size)
     target = rng.randrange(len(scene.objects))
     squash, along_x = rng.uniform(0.55, 0.8), rng.random() < 0.5
     blur = rng.uniform(0.08, 0.14)
-    for i, o in enumerate(scene.objects):
-        assert o.center is not None and o.size is not None and o.color is not None
-        assert o.shape is not None
-        cx, cy, d = o.center[0] * big, o.center[1] * big, SIZES[o.size] * big
+    for i, color, shape, cx, cy, d in _placed(scene, big):
         if i != target:
-            draw_shape(draw, o.shape, (cx, cy), d, COLORS[o.color], bg)
+            draw_shape(draw, shape, (cx, cy), d, COLORS[color], bg)
             continue
         mask = Image.new("L", (big, big), 0)
-        draw_shape(ImageDraw.Draw(mask), o.shape, (cx, cy), d, 255, 0)
+        draw_shape(ImageDraw.Draw(mask), shape, (cx, cy), d, 255, 0)
         sx, sy = (squash, 1.0) if along_x else (1.0, squash)
         # PIL's affine maps output to input pixels: x_in = (x_out - cx) / sx + cx
         mask = mask.transform(
@@ -103,5 +108,5 @@ def near_miss(scene: Scene, rng: random.Random, size: int | None = None) -> Imag
         mask = mask.filter(ImageFilter.GaussianBlur(blur * d)).point(
             lambda v: 255 if v >= 128 else 0
         )
-        image.paste(Image.new("RGB", (big, big), COLORS[o.color]), (0, 0), mask)
+        image.paste(Image.new("RGB", (big, big), COLORS[color]), (0, 0), mask)
     return image.resize((side, side), Image.Resampling.BOX)
