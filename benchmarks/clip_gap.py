@@ -25,9 +25,11 @@ import json
 import math
 import random
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from vqclip.clip.load import load_clip
 from vqclip.clip.model import ClipBundle
@@ -37,6 +39,7 @@ from vqclip.generation.generator import background_canvas, generate
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_tensor
 from vqclip.shapes import judge, parse_prompt, render, sample_scene, split_seed
+from vqclip.shapes.scene import Scene
 from vqclip.shapes.spoil import spoil
 from vqclip.vqgan.load import load_vqgan
 from vqclip.vqgan.model import VQGAN
@@ -110,21 +113,30 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
 
 def _spoil_margins(n_scenes: int, clip: ClipBundle) -> None:
     """Prints how often the judge rejects spoiled renders and their CLIP margin."""
+    render_margins(n_scenes, clip, lambda scene, seed: spoil(scene, random.Random(seed)), "spoiled")
+
+
+def render_margins(
+    n_scenes: int, clip: ClipBundle, make: Callable[[Scene, int], Image.Image], name: str,
+    digits: int = 3,
+) -> None:  # fmt: skip
+    """Prints, for eval scenes, how often the judge rejects ``make(scene, seed)`` and the
+    critic's margin between the clean render and it (``name`` labels the keys)."""
     margins, rejected = [], 0
     for i in range(n_scenes):
         seed = split_seed("eval", i)
         scene = sample_scene(seed)
-        spoiled = spoil(scene, random.Random(seed))
-        rejected += not judge(spoiled, scene).passed
+        flawed = make(scene, seed)
+        rejected += not judge(flawed, scene).passed
         with torch.no_grad():
             t = clip.encode_texts([scene.captions[0]])[0]
-            a, b = clip.encode_images([render(scene), spoiled])
+            a, b = clip.encode_images([render(scene), flawed])
         margins.append(float(a @ t - b @ t))
     summary = {
-        "spoiled_scenes": len(margins),
+        f"{name}_scenes": len(margins),
         "judge_rejects": rejected,
-        "mean_clip_margin": round(sum(margins) / len(margins), 3),
-        "spoiled_scores_higher": sum(m < 0 for m in margins),
+        "mean_clip_margin": round(sum(margins) / len(margins), digits),
+        f"{name}_scores_higher": sum(m < 0 for m in margins),
     }
     print(json.dumps(summary))
 

@@ -6,9 +6,10 @@ two readers which shape the picture shows: the judge (the graded table's shape p
 the named object in its template shape) and the critic (zero-shot: the prompt with its
 shape word replaced by each of the six shapes, nearest text to the whole picture). A
 critic that names the prompt's shape where the judge sees another one cannot lead the
-loop to the right shape, whatever its score. Then, for eval scenes, the critic's margin
-between a clean render and its near miss (one object squashed and rounded,
-``vqclip.shapes.spoil.near_miss``), as clip_gap.py prints it for spoiled renders.
+loop to the right shape, whatever its score. Then, for eval scenes, how often the judge
+rejects a near miss (one object squashed and rounded, ``vqclip.shapes.spoil.near_miss``)
+and the critic's margin between the clean render and it, as clip_gap.py prints them
+for spoiled renders.
 
     python benchmarks/shape_reading.py --n 40 [--clip shapes] [--categories single,held-out]
 """
@@ -18,20 +19,24 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sys
 from collections import Counter
+from pathlib import Path
 
 import torch
 
 from vqclip.clip.load import load_clip
-from vqclip.clip.model import ClipBundle
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_for
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
-from vqclip.shapes import parse_prompt, render, sample_scene, split_seed
+from vqclip.shapes import parse_prompt
 from vqclip.shapes.grade import grade
 from vqclip.shapes.scene import SHAPES
 from vqclip.shapes.spoil import near_miss
 from vqclip.vqgan.load import load_vqgan
+
+sys.path.insert(0, str(Path(__file__).parent))
+from clip_gap import render_margins
 
 ONE_OBJECT = ("single", "position", "held-out")
 
@@ -53,8 +58,9 @@ def main() -> None:
         for j, text in enumerate(prompts_for(category, args.n)):
             settings = GenerateSettings(prompts=text, clip=(args.clip,), seed=base + j)
             image = generate(settings, clips=[clip], vqgan=vq).image
-            asked = str(parse_prompt(text).objects[0].shape)
-            judge_right = bool(grade(image, parse_prompt(text)).attributes["shape"])
+            prompt = parse_prompt(text)
+            asked = str(prompt.objects[0].shape)
+            judge_right = bool(grade(image, prompt).attributes["shape"])
             with torch.no_grad():
                 texts = clip.encode_texts([text.replace(asked, s) for s in SHAPES])
                 reading = SHAPES[int((clip.encode_images([image]) @ texts.T)[0].argmax())]
@@ -64,24 +70,8 @@ def main() -> None:
             tally["critic_names_asked_where_judge_rejects"] += critic_right and not judge_right
             tally["judge_rejects"] += not judge_right
         print(json.dumps({"category": category, "n": args.n, **tally}))
-    _near_margins(args.near, clip)
-
-
-def _near_margins(n_scenes: int, clip: ClipBundle) -> None:
-    """Prints the critic's margin between clean renders and their near misses."""
-    margins = []
-    for i in range(n_scenes):
-        seed = split_seed("eval", i)
-        scene = sample_scene(seed)
-        with torch.no_grad():
-            t = clip.encode_texts([scene.captions[0]])[0]
-            a, b = clip.encode_images([render(scene), near_miss(scene, random.Random(seed + 1))])
-        margins.append(float(a @ t - b @ t))
-    print(json.dumps({
-        "near_miss_scenes": len(margins),
-        "mean_clip_margin": round(sum(margins) / len(margins), 4),
-        "near_miss_scores_higher": sum(m < 0 for m in margins),
-    }))  # fmt: skip
+    near = lambda scene, seed: near_miss(scene, random.Random(seed + 1))  # noqa: E731
+    render_margins(args.near, clip, near, "near_miss", digits=4)
 
 
 if __name__ == "__main__":
