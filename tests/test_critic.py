@@ -188,6 +188,25 @@ def test_loop_chains_start_as_the_loop_starts(tmp_path, init):
         assert (err < 0.1) if init == "background" else (err > 0.1), (init, float(err))
 
 
+def test_sample_kinds_aim_the_chains_at_those_kinds_only(tmp_path):
+    from vqclip.clip.samples import kind_of
+
+    def aims(kinds):
+        settings = SamplerSettings(kind="loop", buffer_size=24, batch=1, steps=1, kinds=kinds)
+        sampler = CriticSampler(settings, _tiny_bundle(tmp_path), load_vqgan("shapes"),
+                                loop=GenerateSettings(cutn=1), seed=0)  # fmt: skip
+        sampler._restart(torch.arange(24))
+        return sampler.buffer.scene.tolist()
+
+    every = aims(())
+    assert {kind_of(k) for k in every} == {"single", "pair", "count"}  # all, as drawn
+    assert aims(("single", "pair", "count")) == every  # naming them all draws the same scenes
+    pairs = aims(("pair",))
+    assert {kind_of(k) for k in pairs} == {"pair"}
+    # a scene drawn as a pair keeps its place in the stream; the others are drawn again
+    assert all(p == e for p, e in zip(pairs, every, strict=True) if kind_of(e) == "pair")
+
+
 def test_replay_buffer_is_saved_with_the_checkpoint_and_resumes(tmp_path):
     clip = _tiny_bundle(tmp_path)
     a = _loop_sampler(clip, 0)
@@ -290,6 +309,8 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
             ["--samples", "loop", "--align-weight", "1", "--batch-size", "4", "--align-near", "5"],
             ["--align-near", "--batch-size (4)"],
         ),
+        (["--samples", "loop", "--sample-kinds", "pair,pairs"], ["'pairs'", "--sample-kinds"]),
+        (["--sample-kinds", "pair"], ["--sample-kinds needs --samples"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

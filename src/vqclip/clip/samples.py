@@ -14,7 +14,8 @@ sampling steps only. Two samplers:
   latent, its Adam moments and its age, so a chain *is* a generation run, spread over
   training steps, against a critic that keeps learning; at the generator's iteration
   count it starts again as the loop starts (its ``init_noise``: the flat background its
-  caption names, or random codes).
+  caption names, or random codes). A chain aims at a training scene drawn as the data
+  draws them (``train-clip --sample-kinds`` narrows them to some kinds, e.g. ``pair``).
 - ``sgld``: Langevin dynamics on the pixels (JEM's sampler): a gradient step on the
   energy ``-scale · cos(image, caption)`` plus Gaussian noise.
 
@@ -52,6 +53,7 @@ from vqclip.shapes.judge import analyse
 from vqclip.shapes.nearest import nearest_truth
 from vqclip.shapes.render import render
 from vqclip.shapes.sampler import sample_scene, split_seed
+from vqclip.shapes.scene import KINDS
 from vqclip.vqgan.model import VQGAN
 
 SAMPLERS = ("none", "loop", "sgld", "both")
@@ -71,8 +73,14 @@ class SamplerSettings:
     max_age: int = GenerateSettings.iterations  # a chain this old starts afresh
     sgld_step: float = 1.0
     sgld_noise: float = 0.01
+    kinds: tuple[str, ...] = ()  # the scene kinds chains aim at; empty = all, as drawn
 
     def validate(self) -> SamplerSettings:
+        unknown = [k for k in self.kinds if k not in KINDS]
+        if unknown:
+            raise VqclipError(
+                f"unknown kind {unknown[0]!r} in --sample-kinds; choose from {', '.join(KINDS)}"
+            )
         if self.kind not in ("loop", "sgld"):
             raise VqclipError(f"unknown sampler {self.kind!r}; choose from {', '.join(SAMPLERS)}")
         if self.buffer_size < 1:
@@ -134,6 +142,10 @@ def _save_rng(module: ReplayBuffer, *_: object) -> None:
 
 def _restore_rng(module: ReplayBuffer, *_: object) -> None:
     module.g.set_state(module.rng.cpu())
+
+
+def kind_of(scene_index: int) -> str:
+    return str(sample_scene(split_seed("train", scene_index)).kind)
 
 
 def caption_of(scene_index: int) -> str:
@@ -207,7 +219,11 @@ class CriticSampler:
     def _restart(self, idx: torch.Tensor) -> None:
         b, g = self.buffer, self.buffer.g
         n = len(idx)
-        b.scene[idx] = torch.randint(0, SCENES, (n,), generator=g).to(b.scene.device)
+        scenes = torch.randint(0, SCENES, (n,), generator=g)
+        for i in range(n):  # chains aimed at some kinds only: draw again until one fits
+            while self.s.kinds and kind_of(int(scenes[i])) not in self.s.kinds:
+                scenes[i] = torch.randint(0, SCENES, (1,), generator=g)
+        b.scene[idx] = scenes.to(b.scene.device)
         if self.s.kind == "loop":
             assert self.vq is not None
             with torch.no_grad():

@@ -93,6 +93,9 @@ class ClipTrainSettings:
     # objects come out) whose slope the alignment term also leads to their clean render;
     # 0 = off (needs --align-weight > 0)
     align_near: int = 0
+    # the scene kinds the chains aim at, comma-separated (e.g. "pair,count"); empty = all,
+    # drawn as the training data draws them (half single, a quarter each pair and count)
+    sample_kinds: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -167,6 +170,8 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             "--align-weight needs --samples loop|sgld|both (it aligns on their pictures)"
         )
+    if s.sample_kinds and not kinds:
+        raise VqclipError("--sample-kinds needs --samples loop|sgld|both (it picks their scenes)")
     if kinds and s.sample_cutn < 1:
         raise VqclipError(f"--sample-cutn must be at least 1, got {s.sample_cutn}")
     if kinds and not 0 < s.sample_cut_min <= 1:
@@ -192,6 +197,7 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         settings = SamplerSettings(
             kind=kind, buffer_size=s.buffer_size, batch=s.sample_batch, steps=s.sample_steps,
             reinit=s.sample_reinit,
+            kinds=tuple(k.strip() for k in s.sample_kinds.split(",") if k.strip()),
         ).validate()  # fmt: skip
         vq = None
         if kind == "loop":
