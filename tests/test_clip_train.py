@@ -37,6 +37,37 @@ def test_train_then_resume_then_load(tmp_path, capsys):
     assert emb.shape == (1, 16)
 
 
+def test_time_budget_counts_the_runs_time_across_resumes(tmp_path, capsys):
+    """A resumed run goes on with the time it had used: a run whose checkpoint says it has
+    spent its budget stops at once, where one that starts its clock afresh trains on."""
+    cfg, out = _config(tmp_path), tmp_path / "run"
+    common = ["train-clip", "--out", str(out), "--model-config", str(cfg), "--batch-size", "4",
+              "--workers", "0", "--eval-every", "0", "--warmup", "1", "-q",
+              "--time-budget", "3600"]  # fmt: skip
+    assert run(capsys, *common, "--steps", "2")[0] == 0
+    path = out / "checkpoint" / "state.json"
+    state = json.loads(path.read_text())
+    assert state["step"] == 2 and 0 < state["elapsed_s"] < 3600
+    path.write_text(json.dumps({**state, "elapsed_s": 3600.0}))  # as if the hour were used
+    assert run(capsys, *common, "--steps", "50", "--resume")[0] == 0
+    assert json.loads(path.read_text())["step"] == 2
+    path.write_text(json.dumps({**state, "elapsed_s": 10.0}))  # ten seconds of the hour used
+    assert run(capsys, *common, "--steps", "4", "--resume")[0] == 0
+    after = json.loads(path.read_text())
+    assert after["step"] == 4 and 10.0 < after["elapsed_s"] < 3600
+
+
+def test_run_clock_counts_the_time_spent_before():
+    from vqclip.training import RunClock, cosine_lr
+
+    fresh, resumed = RunClock(1000, 100.0, 10), RunClock(1000, 100.0, 10, spent=50.0)
+    assert fresh.progress(10) < 0.1 and 0.5 <= resumed.progress(10) < 0.6
+    # half-way through the budget the learning rate is half-way down its cosine
+    lr = cosine_lr(10, lr=1.0, min_lr=0.0, warmup=1, progress=resumed.progress(10))
+    assert 0.3 < lr <= 0.5
+    assert RunClock(1000, 100.0, 10, spent=100.0).done(10) and not fresh.done(10)
+
+
 def test_train_on_a_csv(tmp_path, capsys):
     run(capsys, "shapes", "export", "--split", "train", "--n", "12", "--size", "16",
         "--out", str(tmp_path / "ds"), "-q")  # fmt: skip

@@ -31,17 +31,26 @@ class RunClock:
 
     With ``time_budget`` > 0 the run ends (and the schedule completes) at whichever
     comes first, ``steps`` or the budget; the step count reached is logged and saved.
+    The budget is the run's wall time across resumes: ``spent`` is the time the run had
+    used before this process (saved in its checkpoint as ``elapsed_s``), so a resumed run
+    goes on with its schedule instead of starting it again.
     """
 
-    def __init__(self, steps: int, time_budget: float = 0.0, start_step: int = 0) -> None:
-        self.steps, self.time_budget = steps, time_budget
+    def __init__(
+        self, steps: int, time_budget: float = 0.0, start_step: int = 0, spent: float = 0.0
+    ) -> None:
+        self.steps, self.time_budget, self.spent = steps, time_budget, spent
         self.start_step, self.t0 = start_step, time.perf_counter()
+
+    def elapsed(self) -> float:
+        """Seconds of wall time the run has used, earlier processes' included."""
+        return self.spent + time.perf_counter() - self.t0
 
     def progress(self, step: int) -> float:
         by_steps = step / max(1, self.steps)
         if self.time_budget <= 0:
             return by_steps
-        return max(by_steps, (time.perf_counter() - self.t0) / self.time_budget)
+        return max(by_steps, self.elapsed() / self.time_budget)
 
     def done(self, step: int) -> bool:
         return self.progress(step) >= 1.0

@@ -62,7 +62,9 @@ class ClipTrainSettings:
     eval_n: int = 500
     noise_aug: float = 0.03  # max σ of Gaussian pixel noise added to half the images
     device: str = "auto"
-    time_budget: float = 0.0  # seconds; > 0 ends the run (schedule included) by then
+    # seconds of the run's wall time, resumes included; > 0 ends the run (schedule
+    # included) by then
+    time_budget: float = 0.0
     init: str = ""  # a CLIP to start from (e.g. "shapes" or a model folder); empty = random
     hard_negatives: bool = False  # add a spoiled render of each scene as a negative
     samples: str = "none"  # the critic's own samples as an energy term: none|loop|sgld|both
@@ -267,9 +269,10 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
     bundle = make_bundle(model, model_cfg, SHAPES_PREPROCESS, "training")
     samplers = _samplers(s, bundle, device, rank)
     buffers = {f"buffer_{sm.s.kind}_rank{rank}": sm.buffer for sm in samplers}
-    step = 0
+    step, spent = 0, 0.0
     if resume:
-        step = int(load_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, device)["step"])
+        state = load_checkpoint(ckpt, {"model": model}, {"optimizer": opt}, device)
+        step, spent = int(state["step"]), float(state.get("elapsed_s", 0.0))
         if buffers:
             load_checkpoint(ckpt, buffers, {}, device)
         log.info("resumed from %s at step %d", ckpt, step)
@@ -289,12 +292,17 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
     gen = torch.Generator(device=device).manual_seed(s.seed * 1000 + rank + step)
 
     def meta(step: int) -> dict[str, Any]:
-        return {"step": step, "settings": s.to_json(), "model_cfg": model_cfg}
+        return {
+            "step": step,
+            "settings": s.to_json(),
+            "model_cfg": model_cfg,
+            "elapsed_s": clock.elapsed(),
+        }
 
     bar = tqdm(total=s.steps, initial=step, desc="train-clip", disable=not progress or rank > 0)
     t0, seen = time.perf_counter(), 0
     batches = iter(loader)
-    clock = RunClock(s.steps, s.time_budget, step)
+    clock = RunClock(s.steps, s.time_budget, step, spent)
     try:
         model.train()
         while not clock.done(step):

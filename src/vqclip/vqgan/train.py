@@ -59,7 +59,9 @@ class VqganTrainSettings:
     workers: int = 2
     save_every: int = 500
     device: str = "auto"
-    time_budget: float = 0.0  # seconds; > 0 ends the run (schedule included) by then
+    # seconds of the run's wall time, resumes included; > 0 ends the run (schedule
+    # included) by then
+    time_budget: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -121,9 +123,10 @@ def train_vqgan(s: VqganTrainSettings, resume: bool = False, progress: bool = Tr
     ckpt = out / "checkpoint"
     models = {"vqgan": model, "discriminator": disc}
     optimizers = {"optimizer": opt, "disc_optimizer": opt_d}
-    step = 0
+    step, spent = 0, 0.0
     if resume:
-        step = int(load_checkpoint(ckpt, models, optimizers, device)["step"])
+        state = load_checkpoint(ckpt, models, optimizers, device)
+        step, spent = int(state["step"]), float(state.get("elapsed_s", 0.0))
         log.info("resumed from %s at step %d", ckpt, step)
     size = cfg.ddconfig.resolution
     data = ShapesDataset(split="train", size=size, start=step * s.batch_size)
@@ -135,12 +138,17 @@ def train_vqgan(s: VqganTrainSettings, resume: bool = False, progress: bool = Tr
     usage = CodeUsage(cfg.n_embed, device)
 
     def meta(step: int) -> dict[str, Any]:
-        return {"step": step, "settings": s.to_json(), "config": cfg.to_dict()}
+        return {
+            "step": step,
+            "settings": s.to_json(),
+            "config": cfg.to_dict(),
+            "elapsed_s": clock.elapsed(),
+        }
 
     bar = tqdm(total=s.steps, initial=step, desc="train-vqgan", disable=not progress)
     t0, seen = time.perf_counter(), 0
     batches = iter(loader)
-    clock = RunClock(s.steps, s.time_budget, step)
+    clock = RunClock(s.steps, s.time_budget, step, spent)
     try:
         model.train()
         while not clock.done(step):
