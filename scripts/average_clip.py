@@ -31,10 +31,10 @@ def average(folders: list[Path]) -> dict[str, torch.Tensor]:
         if not (folder / WEIGHTS).is_file() or not (folder / CONFIG).is_file():
             raise SystemExit(f"error: {folder} has no {WEIGHTS} and {CONFIG}; pass model folders")
         states.append(load_file(folder / WEIGHTS))
-    configs = {json.dumps(json.loads((f / CONFIG).read_text()), sort_keys=True) for f in folders}
+    config = json.loads((folders[0] / CONFIG).read_text())
     first = states[0]
     for folder, state in zip(folders[1:], states[1:], strict=True):
-        if len(configs) > 1 or state.keys() != first.keys():
+        if json.loads((folder / CONFIG).read_text()) != config or state.keys() != first.keys():
             raise SystemExit(f"error: {folder} is not the architecture of {folders[0]}")
     return {k: (sum(s[k].double() for s in states) / len(states)).to(first[k].dtype) for k in first}
 

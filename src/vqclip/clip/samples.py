@@ -220,8 +220,8 @@ class CriticSampler:
         b, g = self.buffer, self.buffer.g
         n = len(idx)
         scenes = torch.randint(0, SCENES, (n,), generator=g)
-        for i in range(n):  # chains aimed at some kinds only: draw again until one fits
-            while self.s.kinds and kind_of(int(scenes[i])) not in self.s.kinds:
+        for i in range(n if self.s.kinds else 0):  # some kinds only: draw again until one fits
+            while kind_of(int(scenes[i])) not in self.s.kinds:
                 scenes[i] = torch.randint(0, SCENES, (1,), generator=g)
         b.scene[idx] = scenes.to(b.scene.device)
         if self.s.kind == "loop":
