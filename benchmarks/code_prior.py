@@ -14,7 +14,8 @@ Two steps:
 ``train`` fits a small bidirectional transformer (masked-code prediction, as MaskGIT
 does) on the codes of rendered training scenes: ``--scenes`` scenes from the training
 seeds, encoded by the embedded VQGAN; it writes ``prior.safetensors`` and
-``prior.json`` (and resumes from them). ``sweep`` generates ShapesEval's prompts and
+``prior.json``, and a second run into the same folder goes on from its weights, step
+count and time (not its optimiser's moments). ``sweep`` generates ShapesEval's prompts and
 seeds with the defaults, pruning off, and grades each loop's picture five ways, so
 the rows differ only in what follows the loop: pruned as the defaults do; outlines
 redrawn where the critic scores them higher, then pruned; outlines redrawn where the
@@ -151,7 +152,9 @@ def train(args: argparse.Namespace) -> None:
     held_nll = held_out_nll(prior, held)
     save_prior(prior, out, {"step": step, "elapsed_s": time.perf_counter() - t0,
                             "held_out_nll_half_masked": held_nll})  # fmt: skip
-    print(json.dumps({"steps": step, "held_out_nll_half_masked": round(held_nll, 4)}))
+    params = sum(p.numel() for p in prior.parameters())
+    print(json.dumps({"steps": step, "parameters": params,
+                      "held_out_nll_half_masked": round(held_nll, 4)}))  # fmt: skip
 
 
 def held_out_nll(prior: CodePrior, held: torch.Tensor) -> float:
@@ -345,6 +348,15 @@ def main() -> None:
     s.add_argument("--workers", type=int, default=1, help="processes of one thread each")
     s.add_argument("--json", action="store_true", help="also print every record")
     args = p.parse_args()
+    if args.command == "train" and min(args.scenes, args.time_budget, args.batch_size) <= 0:
+        p.error("--scenes, --time-budget and --batch-size must be positive")
+    if args.command == "sweep":
+        if not (Path(args.prior) / "prior.json").is_file():
+            p.error(
+                f"{args.prior} holds no prior.json; make one with: code_prior.py train --out DIR"
+            )
+        if min(args.n, args.samples, args.workers) < 1:
+            p.error("--n, --samples and --workers must be at least 1")
     torch.set_num_threads(1)
     train(args) if args.command == "train" else sweep(args)
 
