@@ -66,14 +66,14 @@ class CodePrior(nn.Module):
 
 
 def save_prior(prior: CodePrior, out: Path, state: dict[str, Any]) -> None:
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "prior.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in prior.state_dict().items()}, str(tmp))
-    tmp.replace(out / "prior.safetensors")
-    (out / "prior.json.tmp").write_text(json.dumps({"config": prior.config, **state}))
-    (out / "prior.json.tmp").replace(out / "prior.json")
+    from vqclip.io import atomic_open
+
+    with atomic_open(out / "prior.safetensors", "wb") as f:
+        f.write(save({k: v.contiguous() for k, v in prior.state_dict().items()}))
+    with atomic_open(out / "prior.json") as f:
+        f.write(json.dumps({"config": prior.config, **state}))
 
 
 def load_prior(folder: Path) -> tuple[CodePrior, dict[str, Any]]:
@@ -194,52 +194,42 @@ def redraw(prior: CodePrior, codes: torch.Tensor, mask: torch.Tensor, k: int,
     return x
 
 
-def _refine(loop: Any, zq: torch.Tensor, prior: CodePrior, samples: int, whole: bool,
-            tolerance: float, g: torch.Generator) -> torch.Tensor:  # fmt: skip
-    """The picture (1, D, h, w) with each region redrawn by the prior, chosen by the critic.
+def _refine(loop: Any, codes: torch.Tensor, regions: list[torch.Tensor], score: float,
+            prior: CodePrior, samples: int, whole: bool, tolerance: float,
+            g: torch.Generator) -> torch.Tensor:  # fmt: skip
+    """The loop's codes (L,) with each region redrawn by the prior, chosen by the critic.
 
-    A region's best redrawing replaces it when the critic scores it above the picture
-    so far (``tolerance`` 0) or, as pruning's Occam step, when the picture stays within
-    ``tolerance`` of the loop's own score.
+    ``codes`` and ``score`` are the loop's picture and the critic's score of it,
+    ``regions`` what pruning finds in it. A region's best redrawing replaces it when the
+    critic scores it above the picture so far (``tolerance`` 0) or, as pruning's Occam
+    step, when the picture stays within ``tolerance`` of the loop's own score.
     """
     from scipy import ndimage
 
-    from vqclip.generation.generator import _scores, quantize_st
-    from vqclip.generation.prune import THRESHOLDS, cell_change, regions_of
+    from vqclip.generation.generator import _scores
 
-    vq = loop.vq
-    targets = loop.targets[0]
-    book = vq.codebook
-    h, w = zq.shape[2:]
-
-    def decode(z: torch.Tensor) -> torch.Tensor:
-        return ((vq.decode(z) + 1) / 2).clamp(0, 1)
-
-    def indices(z: torch.Tensor) -> torch.Tensor:
-        flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1])
-        return torch.cdist(flat, book).argmin(dim=1)
-
-    start = quantize_st(vq, loop.z0)
-    change = cell_change(decode(zq)[0], decode(start)[0], vq.factor)
-    current = indices(zq)
-    best = _scores(loop.clips[0], decode(zq), targets)[0]
-    floor = best - tolerance
-    for region in regions_of(change, THRESHOLDS[0]):
+    vq, h, w = loop.vq, *loop.z.shape[2:]
+    best, floor, current = score, score - tolerance, codes
+    for region in regions:
         area = ndimage.binary_dilation(region.numpy(), iterations=1)
         if not whole:  # keep the region's inside (its colour), redraw its outline
             area &= ~ndimage.binary_erosion(region.numpy(), iterations=1)
-        mask = torch.from_numpy(area).flatten()
-        drawn = redraw(prior, current, mask, samples, g)
-        z = book[drawn].view(samples, h, w, -1).permute(0, 3, 1, 2)
-        scores = _scores(loop.clips[0], decode(z), targets)
+        drawn = redraw(prior, current, torch.from_numpy(area).flatten(), samples, g)
+        scores = _scores(loop.clips[0], _decode(vq, drawn.view(samples, h, w)), loop.targets[0])
         k = max(range(samples), key=lambda i: scores[i])
         if scores[k] > best or (tolerance > 0 and scores[k] >= floor):
             best, current = scores[k], drawn[k]
-    return book[current].view(1, h, w, -1).permute(0, 3, 1, 2)
+    return current
+
+
+def _decode(vq: Any, codes: torch.Tensor) -> torch.Tensor:
+    """Pictures (B, 3, H, W) in [0, 1] from code grids (B, h, w)."""
+    return ((vq.decode_indices(codes) + 1) / 2).clamp(0, 1)
 
 
 def _work(job: tuple[int, str, str, str, int, dict[str, Any]]) -> dict[str, Any]:
-    from vqclip.generation.generator import prune_candidates, quantize_st, setup, step
+    from vqclip.generation.generator import _scores, prune_candidates, quantize_st, setup, step
+    from vqclip.generation.prune import THRESHOLDS, cell_change, regions_of
     from vqclip.generation.settings import GenerateSettings
     from vqclip.io import to_image
     from vqclip.shapes.captions import parse_prompt
@@ -260,14 +250,23 @@ def _work(job: tuple[int, str, str, str, int, dict[str, Any]]) -> dict[str, Any]
     with torch.no_grad():
         raw = quantize_st(vq, loop.z)
         t0 = time.perf_counter()
-        outline = _refine(loop, raw, prior, samples, whole=False, tolerance=0.0, g=g)
+        codes = vq.quantize.nearest(raw)  # (1, h, w)
+        picture, start = _decode(vq, codes), _decode(vq, vq.quantize.nearest(loop.z0))
+        regions = regions_of(cell_change(picture[0], start[0], vq.factor), THRESHOLDS[0])
+        score = _scores(loop.clips[0], picture, loop.targets[0])[0]
+        common = (loop, codes.flatten(), regions, score, prior, samples)
+        outline = _refine(*common, whole=False, tolerance=0.0, g=g)
         rec["refine_s"] = time.perf_counter() - t0
-        outline_tol = _refine(loop, raw, prior, samples, whole=False, tolerance=tol, g=g)
-        region_tol = _refine(loop, raw, prior, samples, whole=True, tolerance=tol, g=g)
+        outline_tol = _refine(*common, whole=False, tolerance=tol, g=g)
+        region_tol = _refine(*common, whole=True, tolerance=tol, g=g)
+
+        def latent(c: torch.Tensor) -> torch.Tensor:
+            return vq.quantize.embed_indices(c.view(codes.shape))
+
         pictures = {"pruned": prune_candidates(loop, raw, tol),
-                    "outline+pruned": prune_candidates(loop, outline, tol),
-                    "outline@tol+pruned": prune_candidates(loop, outline_tol, tol),
-                    "region@tol+pruned": prune_candidates(loop, region_tol, tol),
+                    "outline+pruned": prune_candidates(loop, latent(outline), tol),
+                    "outline@tol+pruned": prune_candidates(loop, latent(outline_tol), tol),
+                    "region@tol+pruned": prune_candidates(loop, latent(region_tol), tol),
                     "unpruned": raw}  # fmt: skip
         for name, z in pictures.items():
             gr = grade(to_image(((vq.decode(z) + 1) / 2).clamp(0, 1)[0]), scene)
