@@ -22,6 +22,7 @@ from PIL import Image
 from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
 from vqclip.generation.cutouts import Cutouts, states_position
+from vqclip.generation.layout import ObjectView, object_canvases, plan_object_views
 from vqclip.generation.optimizers import make_optimizer
 from vqclip.generation.prompts import parse_image_prompt, parse_noise_prompt, parse_story
 from vqclip.generation.settings import GenerateSettings
@@ -277,6 +278,8 @@ class Loop:
     zmax: torch.Tensor
     opt: torch.optim.Optimizer
     losses: list[float] = field(default_factory=list)
+    object_views: list[ObjectView] = field(default_factory=list)
+    object_targets: list[torch.Tensor] = field(default_factory=list)  # per CLIP, (J, D)
 
 
 def setup(
@@ -316,13 +319,18 @@ def setup(
     z = _initial_latent(s, vq, wh, g, load_image).detach().clone()
     z0 = z.clone()
     z.requires_grad_(True)
+    # a layout is drawn only for a picture made from scratch: an init image has its own
+    views = []
+    if s.object_weight > 0 and s.init_image is None:
+        views = plan_object_views(s.prompts, wh, g, s.object_zoom)
     return Loop(
         s=s, clips=clips, vq=vq, device=device, g=g, cutters=cutters,
         targets=[t for t, _ in per_clip], clip_weights=s.clip_weights or (1.0,) * len(clips),
         n_scenes=n_scenes, every=s.story_every or math.ceil(s.iterations / n_scenes),
         z=z, z0=z0, zmin=vq.codebook.min(dim=0).values[None, :, None, None],
         zmax=vq.codebook.max(dim=0).values[None, :, None, None],
-        opt=make_optimizer(s.optimizer, [z], s.lr),
+        opt=make_optimizer(s.optimizer, [z], s.lr), object_views=views,
+        object_targets=[c.encode_texts([v.caption for v in views]) for c in clips] if views else [],
     )  # fmt: skip
 
 
@@ -340,6 +348,8 @@ def loss(loop: Loop, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
             if t.scene is not None and t.scene != scene:
                 continue
             total = total + cw * prompt_loss(emb, t.embedding, t.weight, t.stop)
+    if loop.object_views:
+        total = total + s.object_weight * _object_loss(loop, image)
     if s.tv_weight > 0:
         dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(dim=(1, 2, 3))
         dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(dim=(1, 2, 3))
@@ -348,6 +358,22 @@ def loss(loop: Loop, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         w = s.init_weight * ((1 - i / s.iterations) if s.init_weight_decay else 1.0)
         total = total + w * ((z - loop.z0) ** 2).mean(dim=(1, 2, 3))
     return total, image, scene
+
+
+def _object_loss(loop: Loop, image: torch.Tensor) -> torch.Tensor:
+    """(B,) each candidate's object views against their own captions, summed over objects."""
+    views = loop.object_views
+    background = background_canvas([loop.s.prompts], (1, 1))[0, :, 0, 0]
+    canvases = object_canvases(image, views, background)  # (B·J, 3, H, W)
+    total = torch.zeros(image.shape[0], device=image.device)
+    for clip, cut, targets, cw in zip(
+        loop.clips, loop.cutters, loop.object_targets, loop.clip_weights, strict=True
+    ):
+        emb = clip.encode_pixels(cut(canvases, loop.g))
+        emb = emb.reshape(image.shape[0], len(views), cut.cutn, -1)
+        for j, v in enumerate(views):
+            total = total + cw * prompt_loss(emb[:, j], targets[j : j + 1], v.weight, v.stop)
+    return total
 
 
 def step(loop: Loop, i: int) -> dict[str, Any]:

@@ -47,6 +47,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "iterations": 300,
         "init_noise": "codes",
         "prune": None,
+        "object_weight": 0.0,
     },
 }
 # the affine warp's default ranges: rotation (degrees), zoom and shift (shares of the side)
@@ -114,6 +115,16 @@ class GenerateSettings:
     init_weight_decay: bool = _f(False, "let that pull fade out over the run")
     story_every: int = _f(0, "iterations per story scene (0: spread evenly)")
     tv_weight: float = _f(0.0, "total-variation penalty: smooths specks away")
+    object_weight: float = _f(
+        2.0,
+        "weight of the object views: a Shapes prompt is laid out in cells and each object's "
+        "cell, moved to the middle of a blank canvas, is scored against its own caption (0: off)",
+    )
+    object_zoom: float = _f(
+        1.0,
+        "how much each object view enlarges its cell (1: as drawn, a small object; 1.78 "
+        "makes it a large one, as the grammar sizes them)",
+    )
     prune: float | None = _f(
         0.03,
         "after the loop, set the edits CLIP does not need back to the start, while its "
@@ -142,11 +153,13 @@ class GenerateSettings:
                                    f"{', '.join(choices)}")  # fmt: skip
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise SettingError("lr", f"must be > 0, got {self.lr}")
-        for name in ("tv_weight", "init_weight"):
+        for name in ("tv_weight", "init_weight", "object_weight"):
             if getattr(self, name) < 0:
                 raise SettingError(name, f"must be >= 0, got {getattr(self, name)}")
         if self.prune is not None and not (self.prune >= 0 and math.isfinite(self.prune)):
             raise SettingError("prune", f"must be >= 0 (or none), got {self.prune}")
+        if not 1 <= self.object_zoom <= 3:
+            raise SettingError("object_zoom", f"must be in [1, 3], got {self.object_zoom}")
         if not 0 < self.cut_min <= 1:
             raise SettingError("cut_min", f"must be in (0, 1], got {self.cut_min}")
         if not 0 <= self.augment_p <= 1:
