@@ -128,7 +128,11 @@ def test_object_views_pull_each_cell_towards_its_objects_caption(models):  # noq
     assert score(r.image) > score(before.image) + 0.05
 
 
-@pytest.mark.parametrize(("name", "value"), [("object_weight", -1.0), ("object_zoom", 0.5)])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("object_weight", -1.0), ("object_weight", float("nan")), ("tv_weight", float("inf")),
+     ("object_zoom", 0.5)],
+)  # fmt: skip
 def test_bad_object_settings_name_the_setting(name, value):
     with pytest.raises(SettingError, match=name):
         GenerateSettings(prompts="a red circle", **{name: value}).validate()

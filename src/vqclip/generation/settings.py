@@ -154,8 +154,8 @@ class GenerateSettings:
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise SettingError("lr", f"must be > 0, got {self.lr}")
         for name in ("tv_weight", "init_weight", "object_weight"):
-            if getattr(self, name) < 0:
-                raise SettingError(name, f"must be >= 0, got {getattr(self, name)}")
+            if not (getattr(self, name) >= 0 and math.isfinite(getattr(self, name))):
+                raise SettingError(name, f"must be a number >= 0, got {getattr(self, name)}")
         if self.prune is not None and not (self.prune >= 0 and math.isfinite(self.prune)):
             raise SettingError("prune", f"must be >= 0 (or none), got {self.prune}")
         if not 1 <= self.object_zoom <= 3:
