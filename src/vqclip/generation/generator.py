@@ -280,6 +280,7 @@ class Loop:
     losses: list[float] = field(default_factory=list)
     object_views: list[ObjectView] = field(default_factory=list)
     object_targets: list[torch.Tensor] = field(default_factory=list)  # per CLIP, (J, D)
+    object_background: torch.Tensor = field(default_factory=lambda: torch.ones(3))  # (3,) canvas
 
 
 def setup(
@@ -331,6 +332,7 @@ def setup(
         zmax=vq.codebook.max(dim=0).values[None, :, None, None],
         opt=make_optimizer(s.optimizer, [z], s.lr), object_views=views,
         object_targets=[c.encode_texts([v.caption for v in views]) for c in clips] if views else [],
+        object_background=background_canvas([s.prompts], (1, 1), device)[0, :, 0, 0],
     )  # fmt: skip
 
 
@@ -362,8 +364,7 @@ def loss(loop: Loop, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
 
 def _object_loss(loop: Loop, image: torch.Tensor) -> torch.Tensor:
     """(B,) each candidate's object views against their own captions, summed over objects."""
-    views = loop.object_views
-    background = background_canvas([loop.s.prompts], (1, 1))[0, :, 0, 0]
+    views, background = loop.object_views, loop.object_background
     canvases = object_canvases(image, views, background)  # (B·J, 3, H, W)
     total = torch.zeros(image.shape[0], device=image.device)
     for clip, cut, targets, cw in zip(

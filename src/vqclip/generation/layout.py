@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -99,15 +99,16 @@ def plan_object_views(
         cell = obj.cell or "center"  # an object with no stated place is put in the middle
         words = " ".join(w for w in (obj.size, obj.color, obj.shape or "shape") if w)
         caption = f"{article(words)} {words} in the center{background}"
-        views = [ObjectView(caption, cell, _window(cell, wh, SINGLE_WINDOW))]
+        window = _window(cell, wh, SINGLE_WINDOW)
+        views = [ObjectView(caption, cell, window, weight=prompt.weight, stop=prompt.stop)]
     else:
         size = "large" if zoom >= LARGE_ZOOM else "small"
         views = []
         for obj, cell in zip(truth.objects, _layout(truth, g), strict=True):
             assert obj.color is not None and obj.shape is not None  # pair and count name both
             caption = f"a {size} {obj.color} {obj.shape} in the center{background}"
-            views.append(ObjectView(caption, cell, _window(cell, wh), zoom))
-    views = [replace(v, weight=prompt.weight, stop=prompt.stop) for v in views]
+            window = _window(cell, wh)
+            views.append(ObjectView(caption, cell, window, zoom, prompt.weight, prompt.stop))
     log.debug("object views: %s", ", ".join(f"{v.caption!r} at {v.cell}" for v in views))
     return views
 
@@ -125,16 +126,17 @@ def object_canvases(
     Returns:
         (B·J, 3, H, W), images-major (candidate 0's J views first); differentiable.
     """
-    _b, _, h, w = images.shape
+    b, _, h, w = images.shape
     bg = background.to(images)[None, :, None, None]
     out = []
-    for image in images:
-        for v in views:
-            y0, x0, bh, bw = v.box
-            window = image[None, :, y0 : y0 + bh, x0 : x0 + bw] - bg
-            if v.zoom != 1:
-                bh, bw = min(h, round(bh * v.zoom)), min(w, round(bw * v.zoom))
-                window = F.interpolate(window, size=(bh, bw), mode="bilinear", align_corners=False)
-            top, left = (h - bh) // 2, (w - bw) // 2
-            out.append(F.pad(window, (left, w - bw - left, top, h - bh - top)) + bg)
-    return torch.cat(out) if out else images.new_zeros(0, 3, h, w)
+    for v in views:  # every candidate at once
+        y0, x0, bh, bw = v.box
+        window = images[:, :, y0 : y0 + bh, x0 : x0 + bw] - bg
+        if v.zoom != 1:
+            bh, bw = min(h, round(bh * v.zoom)), min(w, round(bw * v.zoom))
+            window = F.interpolate(window, size=(bh, bw), mode="bilinear", align_corners=False)
+        top, left = (h - bh) // 2, (w - bw) // 2
+        out.append(F.pad(window, (left, w - bw - left, top, h - bh - top)) + bg)
+    if not out:
+        return images.new_zeros(0, 3, h, w)
+    return torch.stack(out, dim=1).reshape(b * len(views), 3, h, w)  # images-major
