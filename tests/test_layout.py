@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from tests.test_generate import gen, models  # noqa: F401  (a fixture)
-from vqclip.generation.generator import setup
+from vqclip.generation.generator import generate, setup
 from vqclip.generation.layout import _window, object_canvases, plan_object_views
 from vqclip.generation.settings import GenerateSettings, SettingError
 from vqclip.shapes.scene import CELLS, relations_between
@@ -131,8 +132,26 @@ def test_object_views_pull_each_cell_towards_its_objects_caption(models):  # noq
 @pytest.mark.parametrize(
     ("name", "value"),
     [("object_weight", -1.0), ("object_weight", float("nan")), ("tv_weight", float("inf")),
-     ("object_zoom", 0.5)],
+     ("object_zoom", 0.5), ("pair_steps", 0.5), ("pair_steps", float("nan"))],
 )  # fmt: skip
 def test_bad_object_settings_name_the_setting(name, value):
     with pytest.raises(SettingError, match=name):
         GenerateSettings(prompts="a red circle", **{name: value}).validate()
+
+
+def test_a_laid_out_pair_runs_pair_steps_times_the_iterations_and_records_it(models):  # noqa: F811
+    pair = "a red circle above a blue square"
+    r = gen(models, prompts=pair, iterations=4, pair_steps=1.5, prune=None)
+    assert len(r.losses) == 6
+    assert (r.settings.iterations, r.settings.pair_steps) == (6, 1.0)  # resolved, as saved
+    clips, vq = models
+    saved = GenerateSettings.from_json(json.loads(r.settings.dumps()))  # what --from reads
+    again = generate(saved, clips=clips, vqgan=vq)
+    assert len(again.losses) == 6 and torch.equal(again.latent, r.latent)
+    for kw in (
+        {"prompts": "a red circle on the left"},
+        {"prompts": "two red circles"},
+        {"prompts": pair, "object_weight": 0.0},
+        {"prompts": pair, "pair_steps": 1.0},
+    ):
+        assert len(gen(models, **{"iterations": 4, "prune": None, **kw}).losses) == 4

@@ -22,7 +22,13 @@ from PIL import Image
 from vqclip.clip.model import ClipBundle
 from vqclip.errors import VqclipError
 from vqclip.generation.cutouts import Cutouts, states_position
-from vqclip.generation.layout import ObjectView, object_canvases, plan_object_views
+from vqclip.generation.layout import (
+    ObjectView,
+    laid_out,
+    object_canvases,
+    plan_object_views,
+    run_iterations,
+)
 from vqclip.generation.optimizers import make_optimizer
 from vqclip.generation.prompts import parse_image_prompt, parse_noise_prompt, parse_story
 from vqclip.generation.settings import GenerateSettings
@@ -302,6 +308,8 @@ def setup(
         c.precision = s.precision
     wh = round_size(vq, s.size)
     s = replace(s, size=wh)
+    if (n := run_iterations(s)) != s.iterations:  # a laid-out pair: resolved, as saved
+        s = replace(s, iterations=n, pair_steps=1.0)
     torch.manual_seed(s.seed)
     g = torch.Generator(device=device).manual_seed(s.seed)
     keep_position = keeps_position(s)
@@ -321,9 +329,7 @@ def setup(
     z0 = z.clone()
     z.requires_grad_(True)
     # a layout is drawn only for a picture made from scratch: an init image has its own
-    views = []
-    if s.object_weight > 0 and s.init_image is None:
-        views = plan_object_views(s.prompts, wh, g, s.object_zoom)
+    views = plan_object_views(s.prompts, wh, g, s.object_zoom) if laid_out(s) else []
     return Loop(
         s=s, clips=clips, vq=vq, device=device, g=g, cutters=cutters,
         targets=[t for t, _ in per_clip], clip_weights=s.clip_weights or (1.0,) * len(clips),

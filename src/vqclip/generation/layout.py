@@ -11,7 +11,9 @@ small blue square in the center"). The embedded critic reads a lone object in th
 far better than one object of several, so each window gets its shape from a caption of
 the kind it was trained on, while the whole picture keeps its relation and count. It is
 layout-first generation in the manner of layout-guided text-to-image methods: the layout
-says where to look and what each place should show; it paints nothing.
+says where to look and what each place should show; it paints nothing. A laid-out pair
+runs ``pair_steps`` times the iterations (:func:`run_iterations`): two objects and their
+relation need more steps than one.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import torch
 import torch.nn.functional as F
 
 from vqclip.errors import VqclipError
-from vqclip.generation.prompts import parse_story
+from vqclip.generation.prompts import Prompt, parse_story
+from vqclip.generation.settings import GenerateSettings
 from vqclip.shapes.captions import article, parse_prompt
 from vqclip.shapes.scene import ANCHORS, CELLS, JITTER, SIZES, Scene, relations_between
 
@@ -43,6 +46,11 @@ class ObjectView:
     zoom: float = 1.0  # how much the view enlarges the window
     weight: float = 1.0  # the prompt's weight and stop, which its object views share
     stop: float = -math.inf
+
+
+def _caption(size: str | None, color: str | None, shape: str | None, background: str) -> str:
+    words = " ".join(w for w in (size, color, shape or "shape") if w)
+    return f"{article(words)} {words} in the center{background}"
 
 
 def _window(cell: str, wh: tuple[int, int], side: float = 1 / 3) -> tuple[int, int, int, int]:
@@ -74,6 +82,37 @@ def _layout(truth: Scene, g: torch.Generator) -> list[str]:
     return chosen
 
 
+def shapes_prompt(prompts: str) -> tuple[Prompt, Scene] | None:
+    """The one positive prompt of ``prompts`` and its scene, if it is of the Shapes grammar.
+
+    None for anything else: several positive prompts, a story, a text outside the grammar.
+    """
+    scenes = parse_story(prompts) if prompts.strip() else []
+    positive = [p for scene in scenes for p in scene if p.weight > 0]
+    if len(scenes) != 1 or len(positive) != 1:
+        return None
+    (prompt,) = positive
+    try:
+        return prompt, parse_prompt(prompt.text)
+    except VqclipError:
+        return None  # not the Shapes grammar
+
+
+def laid_out(settings: GenerateSettings) -> tuple[Prompt, Scene] | None:
+    """The prompt and scene a run lays out in object views, or None (see the module)."""
+    if settings.object_weight <= 0 or settings.init_image is not None:
+        return None  # off, or a picture from an init image, which keeps its own layout
+    return shapes_prompt(settings.prompts)
+
+
+def run_iterations(settings: GenerateSettings) -> int:
+    """How many steps a run takes: ``pair_steps`` × ``iterations`` for a laid-out pair."""
+    found = laid_out(settings)
+    if found is None or found[1].kind != "pair":
+        return settings.iterations
+    return max(1, round(settings.iterations * settings.pair_steps))
+
+
 def plan_object_views(
     prompts: str, wh: tuple[int, int], g: torch.Generator, zoom: float = 1.0
 ) -> list[ObjectView]:
@@ -84,21 +123,15 @@ def plan_object_views(
     (pairs and counts). With ``zoom`` of at least the ratio of the sizes (0.32 / 0.18),
     a pair's or count's captions name large objects.
     """
-    scenes = parse_story(prompts) if prompts.strip() else []
-    positive = [p for scene in scenes for p in scene if p.weight > 0]
-    if len(scenes) != 1 or len(positive) != 1:
+    found = shapes_prompt(prompts)
+    if found is None:
         return []
-    (prompt,) = positive
-    try:
-        truth = parse_prompt(prompt.text)
-    except VqclipError:
-        return []  # not the Shapes grammar: nothing to lay out
+    prompt, truth = found
     background = f" on a {truth.background} background" if truth.background else ""
     if truth.kind == "single":
         (obj,) = truth.objects
         cell = obj.cell or "center"  # an object with no stated place is put in the middle
-        words = " ".join(w for w in (obj.size, obj.color, obj.shape or "shape") if w)
-        caption = f"{article(words)} {words} in the center{background}"
+        caption = _caption(obj.size, obj.color, obj.shape, background)
         window = _window(cell, wh, SINGLE_WINDOW)
         views = [ObjectView(caption, cell, window, weight=prompt.weight, stop=prompt.stop)]
     else:
@@ -106,7 +139,7 @@ def plan_object_views(
         views = []
         for obj, cell in zip(truth.objects, _layout(truth, g), strict=True):
             assert obj.color is not None and obj.shape is not None  # pair and count name both
-            caption = f"a {size} {obj.color} {obj.shape} in the center{background}"
+            caption = _caption(size, obj.color, obj.shape, background)
             window = _window(cell, wh)
             views.append(ObjectView(caption, cell, window, zoom, prompt.weight, prompt.stop))
     log.debug("object views: %s", ", ".join(f"{v.caption!r} at {v.cell}" for v in views))

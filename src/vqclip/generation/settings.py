@@ -125,6 +125,11 @@ class GenerateSettings:
         "how much each object view enlarges its cell (1: as drawn, a small object; 1.78 "
         "makes it a large one, as the grammar sizes them)",
     )
+    pair_steps: float = _f(
+        1.33,
+        "a pair of the Shapes grammar, laid out in object views, runs this many times "
+        "--iterations: two objects and their relation need more steps than one (1: off)",
+    )
     prune: float | None = _f(
         0.03,
         "after the loop, set the edits CLIP does not need back to the start, while its "
@@ -158,6 +163,8 @@ class GenerateSettings:
                 raise SettingError(name, f"must be a number >= 0, got {getattr(self, name)}")
         if self.prune is not None and not (self.prune >= 0 and math.isfinite(self.prune)):
             raise SettingError("prune", f"must be >= 0 (or none), got {self.prune}")
+        if not 1 <= self.pair_steps <= 10:
+            raise SettingError("pair_steps", f"must be in [1, 10], got {self.pair_steps}")
         if not 1 <= self.object_zoom <= 3:
             raise SettingError("object_zoom", f"must be in [1, 3], got {self.object_zoom}")
         if not 0 < self.cut_min <= 1:
