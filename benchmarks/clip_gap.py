@@ -3,7 +3,8 @@
 For ShapesEval prompts with a source scene (single, position, pair, count), prints the
 mean CLIP similarity to the prompt of (a) a clean render of the scene, (b) its VQGAN
 reconstruction (the best the generator could do by copying it), (c) the image the
-generator makes with the defaults, and how often (c) scores above (a); and (d) what the
+generator makes with the defaults, and how often (c) scores above (a) (and how often it
+does so while the judge rejects it: an exploit, not just another right picture); and (d) what the
 defaults make when started from the render itself (``init_image``): its CLIP score and
 how many of (a), (d) and (c) the judge passes; and whether the critic's slope leads to
 the render: the mean cosine between the pixel gradient of its whole-picture score and
@@ -68,7 +69,7 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
     """Prints, per category, the render / reconstruction / generated comparison."""
     k = 0
     for category in CATEGORIES[:4]:
-        clean, recon, made, above = [], [], [], 0
+        clean, recon, made, above, above_wrong = [], [], [], 0, 0
         seeded, passes = [], {"clean": 0, "from_render": 0, "generated": 0}
         cos_start, cos_made = [], []
         for text, scene in prompts_with_scenes(category, n_prompts):
@@ -86,8 +87,10 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
             settings = GenerateSettings(prompts=text, clip=(spec,), seed=k)
             result = generate(settings, clips=[clip], vqgan=vq)
             made.append(result.scores[0])
-            passes["generated"] += judge(result.image, prompt).passed
+            right = judge(result.image, prompt).passed
+            passes["generated"] += right
             above += made[-1] > clean[-1]
+            above_wrong += made[-1] > clean[-1] and not right
             x = to_tensor(image)[None]
             start = background_canvas([text], (x.shape[-2], x.shape[-1]), x.device)
             cos_start.append(gradient_cosine(clip, start, x, text))
@@ -103,6 +106,7 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
         n = len(clean)
         row = {"category": category, "n": n, "clean": sum(clean) / n, "vqgan": sum(recon) / n,
                "generated": sum(made) / n, "generated_above_clean": above,
+               "above_clean_and_judged_wrong": above_wrong,
                "from_render": sum(seeded) / n, "judge_passes": passes,
                "grad_cos_start": sum(cos_start) / n,
                "grad_cos_generated": sum(cos_made) / n}  # fmt: skip
