@@ -152,14 +152,15 @@ class Runner:
         from vqclip.io import to_image
 
         events: queue.Queue[dict[str, Any]] = queue.Queue()
-        total = run_iterations(s)
+        total = run_iterations(s)  # the steps the run takes: a Shapes pair runs longer
 
         def on_step(state: dict[str, Any]) -> None:
             i = state["i"]
             if (i + 1) % PREVIEW_EVERY == 0 or i + 1 == total:
                 frame = to_image(state["image"][0])
-                events.put({"kind": "preview", "i": i + 1, "loss": state["loss"],
-                            "frame": frame, "image": shown(frame)})  # fmt: skip
+                events.put({"kind": "preview", "i": i + 1, "total": total,
+                            "loss": state["loss"], "frame": frame,
+                            "image": shown(frame)})  # fmt: skip
             if stop.is_set():
                 raise KeyboardInterrupt  # generate() keeps the image so far
 
@@ -299,15 +300,13 @@ def build_app(folder: Path) -> Any:
             stop = stop or threading.Event()
             frames: list[Any] = []  # the previews, for the MP4 of the run
             yield "Starting…", gr.skip(), gr.skip(), gr.skip()
-            from vqclip.generation.layout import run_iterations
-
-            total = run_iterations(s)  # a Shapes pair runs longer
             for event in runner.run(s, stop):
                 if event["kind"] == "preview":
                     if video:
                         frames.append(event["frame"])
-                    progress((event["i"], total), desc="generating")
-                    text = f"Iteration {event['i']} of {total}, loss {event['loss']:.4f}"
+                    i, total = event["i"], event["total"]  # a Shapes pair runs longer
+                    progress((i, total), desc="generating")
+                    text = f"Iteration {i} of {total}, loss {event['loss']:.4f}"
                     yield text, event["image"], gr.skip(), gr.skip()
                 elif event["kind"] == "error":
                     raise gr.Error(event["message"], print_exception=False)

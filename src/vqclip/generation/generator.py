@@ -24,10 +24,10 @@ from vqclip.errors import VqclipError
 from vqclip.generation.cutouts import Cutouts, states_position
 from vqclip.generation.layout import (
     ObjectView,
-    laid_out,
     object_canvases,
     plan_object_views,
     run_iterations,
+    views_on,
 )
 from vqclip.generation.optimizers import make_optimizer
 from vqclip.generation.prompts import parse_image_prompt, parse_noise_prompt, parse_story
@@ -328,8 +328,7 @@ def setup(
     z = _initial_latent(s, vq, wh, g, load_image).detach().clone()
     z0 = z.clone()
     z.requires_grad_(True)
-    # a layout is drawn only for a picture made from scratch: an init image has its own
-    views = plan_object_views(s.prompts, wh, g, s.object_zoom) if laid_out(s) else []
+    views = plan_object_views(s.prompts, wh, g, s.object_zoom) if views_on(s) else []
     return Loop(
         s=s, clips=clips, vq=vq, device=device, g=g, cutters=cutters,
         targets=[t for t, _ in per_clip], clip_weights=s.clip_weights or (1.0,) * len(clips),

@@ -98,16 +98,15 @@ def shapes_prompt(prompts: str) -> tuple[Prompt, Scene] | None:
         return None  # not the Shapes grammar
 
 
-def laid_out(settings: GenerateSettings) -> tuple[Prompt, Scene] | None:
-    """The prompt and scene a run lays out in object views, or None (see the module)."""
-    if settings.object_weight <= 0 or settings.init_image is not None:
-        return None  # off, or a picture from an init image, which keeps its own layout
-    return shapes_prompt(settings.prompts)
+def views_on(settings: GenerateSettings) -> bool:
+    """Whether a run may lay its prompt out: off at weight 0 and from an init image, whose
+    picture keeps its own layout."""
+    return settings.object_weight > 0 and settings.init_image is None
 
 
 def run_iterations(settings: GenerateSettings) -> int:
     """How many steps a run takes: ``pair_steps`` × ``iterations`` for a laid-out pair."""
-    found = laid_out(settings)
+    found = shapes_prompt(settings.prompts) if views_on(settings) else None
     if found is None or found[1].kind != "pair":
         return settings.iterations
     return max(1, round(settings.iterations * settings.pair_steps))
