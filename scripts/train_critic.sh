@@ -7,7 +7,9 @@
 #   CRITIC_ARGS extra train-clip options, e.g. '--samples both', '--energy-temperature 0' or
 #               '--energy-weight 0 --align-weight 1' (gradient alignment instead of the energy term),
 #               '--align-views 4' (aligned through the generator's views), '--align-near 8'
-#               (near misses' slopes too), '--sample-kinds pair' (chains aimed at pairs only)
+#               (near misses' slopes too), '--sample-kinds pair' (chains aimed at pairs only),
+#               '--sample-object-weight 2 --sample-pair-steps 1.33' (chains with the generator's
+#               object views and pair steps, as it runs by default now)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
 # chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
 set -euo pipefail

@@ -207,6 +207,72 @@ def test_sample_kinds_aim_the_chains_at_those_kinds_only(tmp_path):
     assert all(p == e for p, e in zip(pairs, every, strict=True) if kind_of(e) == "pair")
 
 
+def _object_sampler(tmp_path, kinds, weight, pair_steps=1.0, max_age=60):
+    settings = SamplerSettings(kind="loop", buffer_size=2, batch=2, steps=1, reinit=0.0,
+                               max_age=max_age, kinds=kinds)  # fmt: skip
+    loop = GenerateSettings(cutn=2, object_weight=weight, pair_steps=pair_steps)
+    return CriticSampler(settings, _tiny_bundle(tmp_path), load_vqgan("shapes"), loop, seed=0)
+
+
+def test_loop_chains_get_the_generators_object_views(tmp_path):
+    from vqclip.clip.samples import caption_of
+    from vqclip.shapes import parse_prompt
+    from vqclip.shapes.scene import relations_between
+
+    sampler = _object_sampler(tmp_path, ("pair",), 2.0)
+    sampler._restart(torch.arange(2))
+    scenes = sampler.buffer.scene.tolist()
+    captions = [caption_of(k) for k in scenes]
+    views = sampler._object_views(scenes, captions, torch.tensor([False, True]))
+    assert views is not None and views.owner.tolist() == [0, 0, 1, 1]  # two objects a pair
+    assert views.keep.tolist() == [False, False, True, True]  # as each chain keeps positions
+    assert views.texts.shape[0] == 4
+    for plan, caption in zip(views.plans, captions, strict=True):
+        truth = parse_prompt(caption)
+        seen = [parse_prompt(v.caption).objects[0] for v in plan]
+        # each object scored against its own caption, in a layout that keeps the relation
+        assert [(o.color, o.shape) for o in seen] == [(o.color, o.shape) for o in truth.objects]
+        assert truth.relation is not None
+        assert truth.relation.relation in relations_between(plan[0].cell, plan[1].cell)
+    # the layout is fixed by the chain's scene, so every refresh sees the same one
+    again = sampler._object_views(scenes, captions, torch.tensor([True, False]))
+    assert again is not None and again.plans == views.plans
+    # off at weight 0: the chains run the plain loop, as every critic before was trained
+    off = _object_sampler(tmp_path, ("pair",), 0.0)
+    assert off._object_views(scenes, captions, torch.tensor([False, True])) is None
+
+
+def test_object_views_change_the_chains_step(tmp_path):
+    steps = []
+    for weight in (0.0, 2.0):
+        sampler = _object_sampler(tmp_path, ("single",), weight)
+        sampler.refresh()
+        steps.append(sampler.buffer.x.clone())
+        assert (sampler.buffer.x <= sampler.zmax[0] + 1e-6).all()  # kept in the codebook's range
+    assert not torch.allclose(steps[0], steps[1])  # the object term moves the latent too
+
+
+@pytest.mark.parametrize("kind", ["single", "pair"])
+def test_a_laid_out_pair_runs_pair_steps_times_longer(tmp_path, kind):
+    sampler = _object_sampler(tmp_path, (kind,), 2.0, pair_steps=2.0, max_age=2)
+    ages, scenes = [], []
+    for _ in range(5):
+        sampler.refresh()  # both chains, one step each
+        ages.append(sampler.buffer.age.tolist())
+        scenes.append(sampler.buffer.scene.tolist())
+    if kind == "pair":  # 2 × 2 steps, then it starts again (on its own new scene)
+        assert [a[0] for a in ages] == [1, 2, 3, 4, 1] and scenes[3] != scenes[4]
+    else:
+        assert [a[0] for a in ages] == [1, 2, 1, 2, 1] and scenes[1] != scenes[2]
+    # without object views a pair is not laid out, so it runs the iterations as before
+    plain = _object_sampler(tmp_path, ("pair",), 0.0, pair_steps=2.0, max_age=2)
+    plain_ages = []
+    for _ in range(3):
+        plain.refresh()
+        plain_ages.append(int(plain.buffer.age[0]))
+    assert plain_ages == [1, 2, 1]
+
+
 def test_replay_buffer_is_saved_with_the_checkpoint_and_resumes(tmp_path):
     clip = _tiny_bundle(tmp_path)
     a = _loop_sampler(clip, 0)
@@ -311,6 +377,9 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         ),
         (["--samples", "loop", "--sample-kinds", "pair,pairs"], ["'pairs'", "--sample-kinds"]),
         (["--sample-kinds", "pair"], ["--sample-kinds needs --samples"]),
+        (["--samples", "loop", "--sample-object-weight", "-1"], ["--sample-object-weight", "-1"]),
+        (["--samples", "loop", "--sample-pair-steps", "0.5"], ["--sample-pair-steps", "0.5"]),
+        (["--samples", "loop", "--sample-pair-steps", "nan"], ["--sample-pair-steps", "nan"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

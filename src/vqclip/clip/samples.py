@@ -16,6 +16,11 @@ sampling steps only. Two samplers:
   count it starts again as the loop starts (its ``init_noise``: the flat background its
   caption names, or random codes). A chain aims at a training scene drawn as the data
   draws them (``train-clip --sample-kinds`` narrows them to some kinds, e.g. ``pair``).
+  With the loop's ``object_weight`` > 0 (``train-clip --sample-object-weight``) a chain
+  also gets the generator's object views: its caption laid out in cells (the layout drawn
+  from its scene's index, so it needs no state of its own), each object's window scored
+  alone against its own caption; a laid-out pair then runs ``pair_steps`` times the
+  iterations before it starts again (``--sample-pair-steps``), as the generator runs it.
 - ``sgld``: Langevin dynamics on the pixels (JEM's sampler): a gradient step on the
   energy ``-scale · cos(image, caption)`` plus Gaussian noise.
 
@@ -46,6 +51,12 @@ from vqclip.generation.generator import (
     clamp_with_grad,
     quantize_st,
     spherical_distance,
+)
+from vqclip.generation.layout import (
+    ObjectView,
+    object_canvases,
+    plan_object_views,
+    run_iterations,
 )
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_tensor
@@ -165,6 +176,17 @@ def nearest_render_of(scene_index: int, picture: torch.Tensor, size: int) -> tor
     return to_tensor(render(nearest_truth(truth, truth.captions[0], seen), size))
 
 
+@dataclass(frozen=True)
+class ObjectViews:
+    """The object views of the chains refreshed in one step (see ``_object_views``)."""
+
+    plans: list[list[ObjectView]]  # each chain's views (empty outside the grammar)
+    owner: torch.Tensor  # (V,) the chain of each view
+    texts: torch.Tensor  # (V, D) each view's caption embedded
+    colours: torch.Tensor  # (B, 3) each chain's canvas colour
+    keep: torch.Tensor  # (V,) whether each view keeps positions, as its chain does
+
+
 class CriticSampler:
     """Refreshes chains of one kind and returns their current pictures.
 
@@ -265,22 +287,59 @@ class CriticSampler:
             captions, keep_position flags (B,))``.
         """
         s, b = self.s, self.buffer
-        idx, restart = b.pick(s.batch, s.reinit, s.max_age)
+        idx, restart = b.pick(s.batch, s.reinit, self._age_limit(s.max_age))
+        old = ~restart  # a pair's chain runs longer: the others start again at max_age
+        limits = [self._age_limit(s.max_age, caption_of(int(k))) for k in b.scene[idx].tolist()]
+        restart |= old & (b.age[idx].cpu() >= torch.tensor(limits))
         if restart.any():
             self._restart(idx[restart])
         scenes = [int(k) for k in b.scene[idx].tolist()]
         captions = [caption_of(k) for k in scenes]
         keep = torch.tensor([self.loop.prompt_aware and states_position([c]) for c in captions])
         target = self.clip.encode_texts(captions)  # (B, D), no gradient
+        objects = self._object_views(scenes, captions, keep) if s.kind == "loop" else None
         x, m, v, age = b.x[idx].clone(), b.m[idx].clone(), b.v[idx].clone(), b.age[idx].clone()
         for _ in range(s.steps):
             if s.kind == "loop":
-                x, m, v = self._loop_step(x, m, v, age + 1, target, keep)
+                x, m, v = self._loop_step(x, m, v, age + 1, target, keep, objects)
             else:
                 x = self._sgld_step(x, target)
             age += 1
         b.x[idx], b.m[idx], b.v[idx], b.age[idx] = x, m, v, age
         return self.pictures(x), scenes, captions, keep
+
+    def _age_limit(self, max_age: int, caption: str | None = None) -> int:
+        """How many steps a chain runs before it starts again: ``max_age``, or for a pair
+        laid out in object views ``pair_steps`` times it (for ``caption`` None: the most
+        any chain runs)."""
+        lp = self.loop
+        if self.s.kind != "loop" or lp.object_weight <= 0:
+            return max_age
+        if caption is None:
+            return max(max_age, round(max_age * lp.pair_steps))
+        return run_iterations(GenerateSettings(prompts=caption, iterations=max_age,
+                                               object_weight=lp.object_weight,
+                                               pair_steps=lp.pair_steps))  # fmt: skip
+
+    def _object_views(
+        self, scenes: list[int], captions: list[str], keep: torch.Tensor
+    ) -> ObjectViews | None:
+        """The chains' object views: (chain of each view, its caption's embedding (V, D), its
+        canvas colour (V, 3), whether it keeps positions (V,)), with each chain's views; None
+        when the loop has none."""
+        if self.loop.object_weight <= 0:
+            return None
+        plans = []
+        for k, caption in zip(scenes, captions, strict=True):
+            g = torch.Generator().manual_seed(k)  # the chain's layout: fixed by its scene
+            plans.append(plan_object_views(caption, (self.res, self.res), g, self.loop.object_zoom))
+        owner = [i for i, p in enumerate(plans) for _ in p]
+        if not owner:
+            return None
+        device = self.buffer.x.device
+        texts = self.clip.encode_texts([v.caption for p in plans for v in p])
+        colours = background_canvas(captions, (1, 1), device)[:, :, 0, 0]  # (B, 3)
+        return ObjectViews(plans, torch.tensor(owner), texts, colours, keep[owner])
 
     @torch.no_grad()
     def pictures(self, x: torch.Tensor) -> torch.Tensor:
@@ -291,15 +350,30 @@ class CriticSampler:
 
     def _loop_step(
         self, z: torch.Tensor, m: torch.Tensor, v: torch.Tensor, t: torch.Tensor,
-        target: torch.Tensor, keep: torch.Tensor,
+        target: torch.Tensor, keep: torch.Tensor, objects: ObjectViews | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
-        """One iteration of the generator's loop for every chain, Adam moments per chain."""
+        """One iteration of the generator's loop for every chain, Adam moments per chain:
+        its whole-picture views and, with ``objects``, ``object_weight`` times its object
+        views (each chain's objects summed, as the generator sums them)."""
         assert self.vq is not None
         z = z.detach().requires_grad_(True)
         image = clamp_with_grad((self.vq.decode(quantize_st(self.vq, z)) + 1) / 2)
-        views = self._views(image, keep, self.cutters, self.loop.cutn)
-        emb = self.clip.encode_pixels(views).reshape(z.shape[0], self.loop.cutn, -1)
+        cutn = self.loop.cutn
+        views = self._views(image, keep, self.cutters, cutn)
+        emb = self.clip.encode_pixels(views).reshape(z.shape[0], cutn, -1)
         loss = spherical_distance(emb, target[:, None, :]).mean(dim=1).sum()
+        if objects is not None:
+            canvases = torch.cat(
+                [
+                    object_canvases(image[i : i + 1], plan, objects.colours[i])
+                    for i, plan in enumerate(objects.plans)
+                    if plan
+                ]
+            )  # fmt: skip  (V, 3, H, W), in the order of objects.owner
+            seen = self._views(canvases, objects.keep, self.cutters, cutn)
+            emb = self.clip.encode_pixels(seen).reshape(len(canvases), cutn, -1)
+            dist = spherical_distance(emb, objects.texts[:, None, :]).mean(dim=1)
+            loss = loss + self.loop.object_weight * dist.sum()
         (grad,) = torch.autograd.grad(loss, z)
         b1, b2 = ADAM_BETAS
         m = b1 * m + (1 - b1) * grad

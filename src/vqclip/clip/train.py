@@ -82,6 +82,13 @@ class ClipTrainSettings:
     # aligned critic (embedded until 0154954) was trained, whatever the generator's
     # default becomes (the shipped critic's last stage passed 1.0: whole views)
     sample_cut_min: float = 0.8
+    # the loop chains' object views (the generator's --object-weight: a Shapes caption laid
+    # out in cells, each object's window scored alone against its own caption) and pair
+    # steps (--pair-steps: a laid-out pair runs that many times the iterations before it
+    # starts again); 0 and 1, as every critic up to the shipped one was trained, whatever
+    # the generator's defaults (2 and 1.33) are
+    sample_object_weight: float = 0.0
+    sample_pair_steps: float = 1.0
     align_weight: float = 0.0  # weight of the gradient-alignment term on the samples; 0 = off
     # where the alignment term's slope points: "scene" (the render of the chain's scene) or
     # "nearest" (the true picture of its caption nearest to the sample: its objects' cells)
@@ -178,6 +185,11 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(f"--sample-cutn must be at least 1, got {s.sample_cutn}")
     if kinds and not 0 < s.sample_cut_min <= 1:
         raise VqclipError(f"--sample-cut-min must be in (0, 1], got {s.sample_cut_min}")
+    if kinds and not (s.sample_object_weight >= 0 and 1 <= s.sample_pair_steps <= 10):
+        raise VqclipError(
+            "--sample-object-weight must be >= 0 and --sample-pair-steps in [1, 10], got "
+            f"{s.sample_object_weight} and {s.sample_pair_steps}"
+        )
     if s.align_target not in ALIGN_TARGETS:
         raise VqclipError(
             f"unknown --align-target {s.align_target!r}; choose from {', '.join(ALIGN_TARGETS)}"
@@ -207,7 +219,9 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
 
             vq = load_vqgan(s.sample_vqgan).to(device)
         seed = s.seed * 1000 + 100 * rank + k
-        loop = GenerateSettings(cutn=s.sample_cutn, cut_min=s.sample_cut_min)
+        loop = GenerateSettings(cutn=s.sample_cutn, cut_min=s.sample_cut_min,
+                                object_weight=s.sample_object_weight,
+                                pair_steps=s.sample_pair_steps)  # fmt: skip
         out.append(CriticSampler(settings, bundle, vq, loop, seed=seed).to(device))
     return out
 
