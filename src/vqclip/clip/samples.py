@@ -316,7 +316,7 @@ class CriticSampler:
         if self.s.kind != "loop" or lp.object_weight <= 0:
             return max_age
         if caption is None:
-            return max(max_age, round(max_age * lp.pair_steps))
+            return round(max_age * lp.pair_steps)  # pair_steps >= 1
         return run_iterations(GenerateSettings(prompts=caption, iterations=max_age,
                                                object_weight=lp.object_weight,
                                                pair_steps=lp.pair_steps))  # fmt: skip
@@ -324,9 +324,9 @@ class CriticSampler:
     def _object_views(
         self, scenes: list[int], captions: list[str], keep: torch.Tensor
     ) -> ObjectViews | None:
-        """The chains' object views: (chain of each view, its caption's embedding (V, D), its
-        canvas colour (V, 3), whether it keeps positions (V,)), with each chain's views; None
-        when the loop has none."""
+        """The chains' object views (see :class:`ObjectViews`): each chain's layout, the chain
+        of each view, its caption embedded, each chain's canvas colour and whether each view
+        keeps positions; None when the loop has none."""
         if self.loop.object_weight <= 0:
             return None
         plans = []
@@ -363,13 +363,14 @@ class CriticSampler:
         emb = self.clip.encode_pixels(views).reshape(z.shape[0], cutn, -1)
         loss = spherical_distance(emb, target[:, None, :]).mean(dim=1).sum()
         if objects is not None:
+            # (V, 3, H, W): every chain's views, in the order of objects.owner
             canvases = torch.cat(
                 [
                     object_canvases(image[i : i + 1], plan, objects.colours[i])
                     for i, plan in enumerate(objects.plans)
                     if plan
                 ]
-            )  # fmt: skip  (V, 3, H, W), in the order of objects.owner
+            )
             seen = self._views(canvases, objects.keep, self.cutters, cutn)
             emb = self.clip.encode_pixels(seen).reshape(len(canvases), cutn, -1)
             dist = spherical_distance(emb, objects.texts[:, None, :]).mean(dim=1)
