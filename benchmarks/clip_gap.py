@@ -3,18 +3,18 @@
 For ShapesEval prompts with a source scene (single, position, pair, count), prints the
 mean CLIP similarity to the prompt of (a) a clean render of the scene, (b) its VQGAN
 reconstruction (the best the generator could do by copying it), (c) the image the
-generator makes with the defaults, and how often (c) scores above (a) (and how often it
-does so while the judge rejects it: an exploit, not just another right picture); and (d) what the
-defaults make when started from the render itself (``init_image``): its CLIP score and
-how many of (a), (d) and (c) the judge passes; and whether the critic's slope leads to
-the render: the mean cosine between the pixel gradient of its whole-picture score and
-the direction to the render (``render - x``), at the loop's start (the prompt's flat
-background) and at the generated image (c). First it prints the median distance
-between neighbouring codes of the VQGAN and how far Adam's first step (which moves
-every element by the learning rate) moves a latent cell. Then, for
-eval scenes, how often the judge rejects a spoiled render (stray specks or a
-formless blob, see vqclip.shapes.spoil) and how far its CLIP score falls below the
-clean one's.
+generator makes with the defaults, how often (c) scores above (a) and its largest lead
+over (a) (negative when none is above; and how often it does so while the judge rejects
+it: an exploit, not just another right picture); and (d) what the defaults make when
+started from the render itself (``init_image``): its CLIP score and how many of (a),
+(d) and (c) the judge passes; and whether the critic's slope leads to the render: the
+mean cosine between the pixel gradient of its whole-picture score and the direction to
+the render (``render - x``), at the loop's start (the prompt's flat background) and at
+the generated image (c). First it prints the median distance between neighbouring
+codes of the VQGAN and how far Adam's first step (which moves every element by the
+learning rate) moves a latent cell. Then, for eval scenes, how often the judge rejects
+a spoiled render (stray specks or a formless blob, see vqclip.shapes.spoil) and how far
+its CLIP score falls below the clean one's.
 
     python benchmarks/clip_gap.py --n 10 [--clip shapes] [--spoiled 500]
 """
@@ -106,6 +106,7 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
         n = len(clean)
         row = {"category": category, "n": n, "clean": sum(clean) / n, "vqgan": sum(recon) / n,
                "generated": sum(made) / n, "generated_above_clean": above,
+               "max_generated_minus_clean": max(m - c for m, c in zip(made, clean, strict=True)),
                "above_clean_and_judged_wrong": above_wrong,
                "from_render": sum(seeded) / n, "judge_passes": passes,
                "grad_cos_start": sum(cos_start) / n,

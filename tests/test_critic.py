@@ -18,6 +18,7 @@ from vqclip.clip.samples import (
     energy_loss,
     gradient_cosine,
     nearest_render_of,
+    rank_loss,
     render_of,
 )
 from vqclip.clip.train import ClipTrainSettings, train_clip
@@ -57,6 +58,34 @@ def test_energy_term_lowers_a_sample_below_the_real_pair(tmp_path):
         opt.step()
     s1, r1 = _scores(clip, sample, real, text)
     assert s1 - r1 < s0 - r0 - 0.05, (s0, r0, s1, r1)
+
+
+def test_rank_term_is_a_hinge_below_the_real_picture():
+    text = torch.tensor([[1.0, 0.0]])
+    real = torch.tensor([[0.8, 0.6]])  # cosine 0.8 with the text
+    far, near = torch.tensor([[0.6, 0.8]]), torch.tensor([[0.78, 0.626]])  # 0.6, 0.78
+    assert float(rank_loss(far, real, text, margin=0.05)) == 0.0  # 0.2 below: nothing
+    assert float(rank_loss(near, real, text, margin=0.05)) == pytest.approx(0.03, abs=1e-3)
+    assert float(rank_loss(near, real, text, margin=0.0)) == 0.0
+
+
+def test_rank_term_lowers_a_whole_sample_below_the_render_by_the_margin(tmp_path):
+    clip = _tiny_bundle(tmp_path)
+    real = render_of(3, 16)
+    sample = (real * 0.9 + 0.05).clamp(0, 1)  # a near copy: scores close to the render
+    text = "a red circle"
+    s0, r0 = _scores(clip, sample, real, text)
+    opt = torch.optim.Adam(clip.model.parameters(), lr=1e-3)
+    clip.model.train()
+    for _ in range(10):
+        img = clip.model.encode_image(clip.normalize(torch.stack([sample, real])))
+        txt = clip.model.encode_text(clip.tokenizer([text]))
+        loss = rank_loss(img[:1], img[1:], txt, margin=0.1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    s1, r1 = _scores(clip, sample, real, text)
+    assert s0 - r0 > -0.1 and s1 - r1 < min(s0 - r0, -0.05), (s0, r0, s1, r1)
 
 
 @pytest.mark.parametrize("views", [0, 3])
@@ -301,31 +330,43 @@ def test_train_clip_with_samples_checkpoints_and_resumes(tmp_path, capsys):
     assert int(after["age"].max()) >= 1 and not torch.equal(after["x"], saved["x"])
 
 
+def _train_two_steps(tmp_path, capsys, name, *extra):
+    """Weights after 2 steps of a tiny loop-chain run with the alignment term on."""
+    args = ["train-clip", "--out", str(tmp_path / name), "--model-config", str(_config(tmp_path)),
+            "--batch-size", "4", "--workers", "0", "--eval-every", "0", "--warmup", "1",
+            "--samples", "loop", "--buffer-size", "4", "--sample-batch", "2",
+            "--sample-steps", "1", "--align-weight", "1", "--steps", "2", *extra]  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert run(capsys, *args)[0] == 0
+    finally:
+        torch.set_num_threads(threads)
+    return load_file(tmp_path / name / "checkpoint" / "model.safetensors")
+
+
 def test_align_near_adds_the_near_misses_slope_to_the_term(tmp_path, capsys):
-    """--align-near trains on near misses too: its postfix shows the term, and the weights
-    differ from the same run without it (0 is the run without it, weight for weight)."""
-    cfg = _config(tmp_path)
-
-    def train(name, *extra):
-        args = ["train-clip", "--out", str(tmp_path / name), "--model-config", str(cfg),
-                "--batch-size", "4", "--workers", "0", "--eval-every", "0", "--warmup", "1",
-                "--samples", "loop", "--buffer-size", "4", "--sample-batch", "2",
-                "--sample-steps", "1", "--align-weight", "1", "--steps", "2", *extra]  # fmt: skip
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            assert run(capsys, *args)[0] == 0
-        finally:
-            torch.set_num_threads(threads)
-        return load_file(tmp_path / name / "checkpoint" / "model.safetensors")
-
+    """--align-near trains on near misses too: the weights differ from the same run
+    without it (0 is the run without it, weight for weight)."""
     plain, zero, near = (
-        train("plain"),
-        train("zero", "--align-near", "0"),
-        train("near", "--align-near", "3"),
+        _train_two_steps(tmp_path, capsys, "plain"),
+        _train_two_steps(tmp_path, capsys, "zero", "--align-near", "0"),
+        _train_two_steps(tmp_path, capsys, "near", "--align-near", "3"),
     )
     assert all(torch.equal(plain[k], zero[k]) for k in plain)
     assert any(not torch.equal(plain[k], near[k]) for k in plain)
+
+
+def test_rank_weight_adds_the_rank_term(tmp_path, capsys):
+    """--rank-weight 0 is the run without it, weight for weight; a margin so large that
+    every sample is inside it changes the weights."""
+    plain, zero, ranked = (
+        _train_two_steps(tmp_path, capsys, "plain"),
+        _train_two_steps(tmp_path, capsys, "zero", "--rank-weight", "0"),
+        _train_two_steps(tmp_path, capsys, "rank", "--rank-weight", "1", "--rank-margin", "2"),
+    )
+    assert all(torch.equal(plain[k], zero[k]) for k in plain)
+    assert any(not torch.equal(plain[k], ranked[k]) for k in plain)
 
 
 def test_samples_none_trains_exactly_as_before(tmp_path):
@@ -380,6 +421,10 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--sample-object-weight", "-1"], ["--sample-object-weight", "-1"]),
         (["--samples", "loop", "--sample-pair-steps", "0.5"], ["--sample-pair-steps", "0.5"]),
         (["--samples", "loop", "--sample-pair-steps", "nan"], ["--sample-pair-steps", "nan"]),
+        (["--rank-weight", "1"], ["--rank-weight needs --samples"]),
+        (["--samples", "loop", "--rank-weight", "-1"], ["--rank-weight", "-1"]),
+        (["--samples", "loop", "--rank-margin", "3"], ["--rank-margin in [0, 2]", "3.0"]),
+        (["--samples", "loop", "--rank-margin", "nan"], ["--rank-margin", "nan"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

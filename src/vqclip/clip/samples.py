@@ -423,6 +423,30 @@ def energy_loss(
     return F.softplus(temperature * (s - r)).mean() / temperature
 
 
+def rank_loss(
+    sample_f: torch.Tensor, real_f: torch.Tensor, text_f: torch.Tensor, margin: float = 0.05
+) -> torch.Tensor:
+    """The rank term: ``max(0, cos(sample, c) − cos(real, c) + margin)``, averaged.
+
+    Where the energy term scores the samples through the loop's views, this one is meant
+    for the whole pictures, as the generator picks its final picture and as
+    ``benchmarks/clip_gap.py`` compares it with the render: a sample must score at least
+    ``margin`` below the real picture of its caption. A hinge: samples already that far
+    below add nothing, so the chains' young pictures (far below) leave it to the few
+    that come near or above the render.
+
+    Args:
+        sample_f: (B, D) image features of the samples' whole pictures for captions ``c``.
+        real_f: (B, D) image features of the real renders of those captions.
+        text_f: (B, D) text features of the captions.
+        margin: how far below the real picture a sample must score.
+    """
+    t = F.normalize(text_f, dim=-1)
+    s = (F.normalize(sample_f, dim=-1) * t).sum(-1)
+    r = (F.normalize(real_f, dim=-1) * t).sum(-1)
+    return F.relu(s - r + margin).mean()
+
+
 def sampler_kinds(samples: str) -> list[str]:
     """The sampler kinds a ``--samples`` value asks for."""
     if samples not in SAMPLERS:

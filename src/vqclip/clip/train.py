@@ -26,7 +26,7 @@ from vqclip.clip.model import (
     make_bundle,
     save_model_dir,
 )
-from vqclip.clip.samples import align_loss, energy_loss
+from vqclip.clip.samples import align_loss, energy_loss, rank_loss
 from vqclip.devices import bf16_autocast, dist_info, pick_device
 from vqclip.errors import VqclipError
 from vqclip.shapes.data import ShapesDataset
@@ -105,6 +105,12 @@ class ClipTrainSettings:
     # the scene kinds the chains aim at, comma-separated (e.g. "pair,count"); empty = all,
     # drawn as the training data draws them (half single, a quarter each pair and count)
     sample_kinds: str = ""
+    # the rank term: each sample's whole picture (no views: as the generator scores its
+    # final picture and benchmarks/clip_gap.py compares it with the render) must score at
+    # least --rank-margin below its scene's render, a hinge max(0, s - r + margin) on the
+    # cosines; 0 = off
+    rank_weight: float = 0.0
+    rank_margin: float = 0.05
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -175,6 +181,13 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError("--energy-weight and --energy-temperature must be >= 0")
     if s.align_weight < 0:
         raise VqclipError(f"--align-weight must be >= 0, got {s.align_weight}")
+    if not (s.rank_weight >= 0 and 0 <= s.rank_margin <= 2):
+        raise VqclipError(
+            "--rank-weight must be >= 0 and --rank-margin in [0, 2], got "
+            f"{s.rank_weight} and {s.rank_margin}"
+        )
+    if s.rank_weight > 0 and not kinds:
+        raise VqclipError("--rank-weight needs --samples loop|sgld|both (it ranks their pictures)")
     if s.align_weight > 0 and not kinds:
         raise VqclipError(
             "--align-weight needs --samples loop|sgld|both (it aligns on their pictures)"
@@ -228,17 +241,18 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
 
 def _energy(
     samplers: list[Any], device: torch.device, size: int | None, target: str = "scene"
-) -> tuple[torch.Tensor, list[str], int, torch.Tensor | None]:
+) -> tuple[torch.Tensor, list[str], int, torch.Tensor | None, torch.Tensor | None]:
     """Refreshes every sampler.
 
-    Returns (sample views | real views, captions, count, pictures | targets): the views
-    are what the energy term scores, the whole pictures (at the critic's ``size``) and
-    the renders they should lead to (``target``: see ``--align-target``) what the
-    alignment term uses; ``size`` None (no alignment term) skips them.
+    Returns (sample views | real views, captions, count, pictures | targets, renders): the
+    views are what the energy term scores, the whole pictures (at the critic's ``size``)
+    and the renders they should lead to (``target``: see ``--align-target``) what the
+    alignment term uses, and the whole renders of the samples' scenes what the rank term
+    compares them with; ``size`` None (neither term) skips the last two.
     """
     from vqclip.clip.samples import nearest_render_of, render_of
 
-    samples, reals, captions, raw, raw_real = [], [], [], [], []
+    samples, reals, captions, raw, raw_aim, raw_real = [], [], [], [], [], []
     for sm in samplers:
         pics, scenes, caps, keep = sm.refresh()
         real = torch.stack([render_of(k, pics.shape[-1]) for k in scenes]).to(device)
@@ -247,15 +261,20 @@ def _energy(
         reals.append(views[len(caps) :])
         if size is not None:
             raw.append(F.interpolate(pics, size=(size, size), mode="area"))
-            aim = real
+            raw_real.append(F.interpolate(real, size=(size, size), mode="area"))
+            aim = raw_real[-1]
             if target == "nearest":
                 side = pics.shape[-1]
                 pairs = zip(scenes, pics, strict=True)
                 aim = torch.stack([nearest_render_of(k, p, side) for k, p in pairs])
-            raw_real.append(F.interpolate(aim.to(device), size=(size, size), mode="area"))
+                aim = F.interpolate(aim.to(device), size=(size, size), mode="area")
+            raw_aim.append(aim)
         captions += caps
-    whole = torch.cat(raw + raw_real).detach() if size is not None else None
-    return torch.cat(samples + reals).detach(), captions, len(captions), whole
+    views = torch.cat(samples + reals).detach()
+    if size is None:
+        return views, captions, len(captions), None, None
+    whole = torch.cat(raw + raw_aim).detach()
+    return views, captions, len(captions), whole, torch.cat(raw_real).detach()
 
 
 def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True) -> Path:
@@ -334,15 +353,21 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 group["lr"] = cosine_lr(
                     step, lr=s.lr, min_lr=s.min_lr, warmup=s.warmup, progress=clock.progress(step)
                 )
-            n_real, n_e = tokens.shape[0], 0
+            n_real, n_e, n_rank = tokens.shape[0], 0, 0
             if samplers:  # the critic's own samples, then the real renders they aim at
-                extra, captions, n_e, whole = _energy(
-                    samplers, device, size if s.align_weight > 0 else None, s.align_target
+                whole_needed = s.align_weight > 0 or s.rank_weight > 0
+                extra, captions, n_e, whole, renders = _energy(
+                    samplers, device, size if whole_needed else None, s.align_target
                 )
                 images = torch.cat([images, extra])
                 tokens = torch.cat([tokens, tokenize(captions).to(device)])
+                if s.rank_weight > 0:  # whole pictures, then their scenes' renders
+                    assert whole is not None and renders is not None
+                    images = torch.cat([images, whole[:n_e], renders])
+                    n_rank = 2 * n_e
             with bf16_autocast(device):
                 img_f, txt_f, _ = net(bundle.normalize(images), tokens)
+            img_f, rank_f = img_f[: len(img_f) - n_rank], img_f[len(img_f) - n_rank :]
             img_f, sample_f = img_f[: len(img_f) - 2 * n_e], img_f[len(img_f) - 2 * n_e :]
             img_f, neg_f = img_f[:n_real], img_f[n_real:]
             txt_f, cap_f = txt_f[:n_real], txt_f[n_real:]
@@ -354,7 +379,11 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 energy = energy_loss(sample_f[:n_e].float(), sample_f[n_e:].float(), cap_f.float(),
                                      s.energy_temperature)  # fmt: skip
                 loss = loss + s.energy_weight * energy
-                if whole is not None:
+                if n_rank:
+                    ranked = rank_loss(rank_f[:n_e].float(), rank_f[n_e:].float(), cap_f.float(),
+                                     s.rank_margin)  # fmt: skip
+                    loss = loss + s.rank_weight * ranked
+                if whole is not None and s.align_weight > 0:
                     align = align_loss(
                         bundle, whole[:n_e], whole[n_e:], tokens[n_real:], gen, s.align_views
                     )
@@ -375,6 +404,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 post = {"loss": f"{loss.item():.3f}", "acc": f"{acc.item():.2f}"}
                 if n_e:
                     post["energy"] = f"{energy.item():+.3f}"
+                if n_rank:
+                    post["rank"] = f"{ranked.item():.3f}"
                 if n_e and s.align_weight > 0:
                     post["align"] = f"{align.item():.3f}"
                 if s.align_near:
