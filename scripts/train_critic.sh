@@ -9,7 +9,8 @@
 #               '--align-views 4' (aligned through the generator's views), '--align-near 8'
 #               (near misses' slopes too), '--sample-kinds pair' (chains aimed at pairs only),
 #               '--sample-object-weight 2 --sample-pair-steps 1.33' (chains with the generator's
-#               object views and pair steps, as it runs by default now)
+#               object views and pair steps, as it runs by default now), '--rank-weight 2
+#               --rank-margin 0.1' (whole pictures held a margin below their renders)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
 # chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
 set -euo pipefail
