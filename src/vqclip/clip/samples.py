@@ -415,12 +415,16 @@ def energy_loss(
         text_f: (B, D) text features of the captions.
         temperature: τ; 0 for plain contrastive divergence.
     """
-    t = F.normalize(text_f, dim=-1)
-    s = (F.normalize(sample_f, dim=-1) * t).sum(-1)
-    r = (F.normalize(real_f, dim=-1) * t).sum(-1)
+    gap = _score_gap(sample_f, real_f, text_f)
     if temperature == 0:
-        return (s - r).mean()
-    return F.softplus(temperature * (s - r)).mean() / temperature
+        return gap.mean()
+    return F.softplus(temperature * gap).mean() / temperature
+
+
+def _score_gap(sample_f: torch.Tensor, real_f: torch.Tensor, text_f: torch.Tensor) -> torch.Tensor:
+    """(B,) ``cos(sample, c) − cos(real, c)``: how far each sample scores above its real picture."""
+    t = F.normalize(text_f, dim=-1)
+    return (F.normalize(sample_f, dim=-1) * t).sum(-1) - (F.normalize(real_f, dim=-1) * t).sum(-1)
 
 
 def rank_loss(
@@ -441,10 +445,7 @@ def rank_loss(
         text_f: (B, D) text features of the captions.
         margin: how far below the real picture a sample must score.
     """
-    t = F.normalize(text_f, dim=-1)
-    s = (F.normalize(sample_f, dim=-1) * t).sum(-1)
-    r = (F.normalize(real_f, dim=-1) * t).sum(-1)
-    return F.relu(s - r + margin).mean()
+    return F.relu(_score_gap(sample_f, real_f, text_f) + margin).mean()
 
 
 def sampler_kinds(samples: str) -> list[str]:
