@@ -237,6 +237,29 @@ def _object_sampler(tmp_path, kinds, weight, pair_steps=1.0, max_age=60):
     return CriticSampler(settings, _tiny_bundle(tmp_path), load_vqgan("shapes"), loop, seed=0)
 
 
+def test_chains_can_start_at_their_render(tmp_path):
+    """--sample-render-start 1: a chain starting afresh starts at its scene's render (its
+    latent, as the generator encodes an --init-image); 0 starts as the loop does, on the
+    same random stream as before the option existed."""
+    from vqclip.clip.samples import render_of
+
+    def restarted(render_start):
+        settings = SamplerSettings(kind="loop", buffer_size=2, batch=2, steps=1, reinit=0.0,
+                                   render_start=render_start)  # fmt: skip
+        sampler = CriticSampler(settings, _tiny_bundle(tmp_path), load_vqgan("shapes"),
+                                GenerateSettings(cutn=2), seed=0)  # fmt: skip
+        sampler._restart(torch.arange(2))
+        return sampler
+
+    at_render, at_start = restarted(1.0), restarted(0.0)
+    assert torch.equal(at_render.buffer.scene, at_start.buffer.scene)  # the same scenes
+    renders = torch.stack([render_of(int(k), at_render.res) for k in at_render.buffer.scene])
+    err_render = (at_render.pictures(at_render.buffer.x) - renders).abs().mean()
+    err_start = (at_start.pictures(at_start.buffer.x) - renders).abs().mean()
+    assert err_render < 0.03 < err_start  # the render's VQGAN copy vs a flat background
+    assert int(at_render.buffer.age.sum()) == 0 and float(at_render.buffer.m.abs().sum()) == 0
+
+
 def test_loop_chains_get_the_generators_object_views(tmp_path):
     from vqclip.clip.samples import caption_of
     from vqclip.shapes import parse_prompt
@@ -419,6 +442,8 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--rank-weight", "-1"], ["--rank-weight", "-1"]),
         (["--samples", "loop", "--rank-margin", "3"], ["--rank-margin in [0, 2]", "3.0"]),
         (["--samples", "loop", "--rank-margin", "nan"], ["--rank-margin", "nan"]),
+        (["--sample-render-start", "0.5"], ["--sample-render-start needs --samples"]),
+        (["--samples", "loop", "--sample-render-start", "2"], ["--sample-render-start", "2.0"]),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

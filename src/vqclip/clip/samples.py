@@ -14,8 +14,11 @@ sampling steps only. Two samplers:
   latent, its Adam moments and its age, so a chain *is* a generation run, spread over
   training steps, against a critic that keeps learning; at the generator's iteration
   count it starts again as the loop starts (its ``init_noise``: the flat background its
-  caption names, or random codes). A chain aims at a training scene drawn as the data
-  draws them (``train-clip --sample-kinds`` narrows them to some kinds, e.g. ``pair``).
+  caption names, or random codes; with ``--sample-render-start P``, with probability P
+  at its scene's render instead, as contrastive divergence starts its chains at the
+  data and the generator starts from an ``init_image``). A chain aims at a training
+  scene drawn as the data draws them (``train-clip --sample-kinds`` narrows them to some
+  kinds, e.g. ``pair``).
   With the loop's ``object_weight`` > 0 (``train-clip --sample-object-weight``) a chain
   also gets the generator's object views: its caption laid out in cells (the layout drawn
   from its scene's index, so it needs no state of its own), each object's window scored
@@ -85,6 +88,7 @@ class SamplerSettings:
     sgld_step: float = 1.0
     sgld_noise: float = 0.01
     kinds: tuple[str, ...] = ()  # the scene kinds chains aim at; empty = all, as drawn
+    render_start: float = 0.0  # chance that a chain starting afresh starts from its render
 
     def validate(self) -> SamplerSettings:
         unknown = [k for k in self.kinds if k not in KINDS]
@@ -104,6 +108,8 @@ class SamplerSettings:
             raise VqclipError("--sample-steps and the chain age must be at least 1")
         if not 0 <= self.reinit <= 1:
             raise VqclipError(f"--sample-reinit must be in [0, 1], got {self.reinit}")
+        if not 0 <= self.render_start <= 1:
+            raise VqclipError(f"--sample-render-start must be in [0, 1], got {self.render_start}")
         return self
 
 
@@ -259,7 +265,24 @@ class CriticSampler:
                     b.x[idx] = self.vq.quantize.embed_indices(codes.to(b.x.device))
         else:
             b.x[idx] = torch.rand((n, *b.x.shape[1:]), generator=g).to(b.x.device)
+        if self.s.render_start > 0:  # drawn only then: without it the stream is as before
+            from_render = (torch.rand(n, generator=g) < self.s.render_start).nonzero().flatten()
+            for i in from_render.tolist():
+                self._start_at_render(int(idx[i]))
         b.m[idx], b.v[idx], b.age[idx], b.fresh[idx] = 0.0, 0.0, 0, False
+
+    @torch.no_grad()
+    def _start_at_render(self, i: int) -> None:
+        """Chain ``i`` starts at its scene's render, as the generator starts from an
+        ``init_image`` (its latent, for the loop; its pixels, for SGLD): contrastive
+        divergence's chains start at the data, so what they climb to near it is pushed down."""
+        b = self.buffer
+        if self.s.kind == "loop":
+            assert self.vq is not None
+            x = render_of(int(b.scene[i]), self.res)[None].to(b.x.device)
+            b.x[i] = self.vq.encode_latent(x * 2 - 1)[0]
+        else:
+            b.x[i] = render_of(int(b.scene[i]), self.size).to(b.x.device)
 
     def _views(
         self, images: torch.Tensor, keep: torch.Tensor, cut: dict[bool, Cutouts], per: int

@@ -111,6 +111,10 @@ class ClipTrainSettings:
     # cosines; 0 = off
     rank_weight: float = 0.0
     rank_margin: float = 0.05
+    # the chance that a chain starting afresh starts at its scene's render (as the generator
+    # does from an --init-image: contrastive divergence's data-started chains) instead of
+    # where the loop starts; 0 = never, as every critic up to the shipped one was trained
+    sample_render_start: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -192,6 +196,8 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             "--align-weight needs --samples loop|sgld|both (it aligns on their pictures)"
         )
+    if s.sample_render_start and not kinds:
+        raise VqclipError("--sample-render-start needs --samples loop|sgld|both (their chains)")
     if s.sample_kinds and not kinds:
         raise VqclipError("--sample-kinds needs --samples loop|sgld|both (it picks their scenes)")
     if kinds and s.sample_cutn < 1:
@@ -223,7 +229,7 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
     for k, kind in enumerate(kinds):
         settings = SamplerSettings(
             kind=kind, buffer_size=s.buffer_size, batch=s.sample_batch, steps=s.sample_steps,
-            reinit=s.sample_reinit,
+            reinit=s.sample_reinit, render_start=s.sample_render_start,
             kinds=tuple(k.strip() for k in s.sample_kinds.split(",") if k.strip()),
         ).validate()  # fmt: skip
         vq = None
