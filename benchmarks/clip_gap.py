@@ -5,7 +5,11 @@ mean CLIP similarity to the prompt of (a) a clean render of the scene, (b) its V
 reconstruction (the best the generator could do by copying it), (c) the image the
 generator makes with the defaults, how often (c) scores above (a) and its largest lead
 over (a) (negative when none is above; and how often it does so while the judge rejects
-it: an exploit, not just another right picture); and (d) what the defaults make when
+it: an exploit, not just another right picture; and how often (c) scores above the render
+of the true picture of its caption nearest to it, :func:`vqclip.shapes.nearest.nearest_truth`:
+the clean picture with (c)'s cells, sizes and colours where the caption leaves them open,
+so a lead over it is the critic preferring the loop's rendering to the clean one of the
+same arrangement, not another arrangement to the scene's); and (d) what the defaults make when
 started from the render itself (``init_image``): its CLIP score and how many of (a),
 (d) and (c) the judge passes; and whether the critic's slope leads to the render: the
 mean cosine between the pixel gradient of its whole-picture score and the direction to
@@ -40,6 +44,8 @@ from vqclip.generation.generator import background_canvas, generate
 from vqclip.generation.settings import GenerateSettings
 from vqclip.io import to_tensor
 from vqclip.shapes import judge, parse_prompt, render, sample_scene, split_seed
+from vqclip.shapes.judge import analyse
+from vqclip.shapes.nearest import nearest_truth
 from vqclip.shapes.scene import Scene
 from vqclip.shapes.spoil import spoil
 from vqclip.vqgan.load import load_vqgan
@@ -69,7 +75,7 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
     """Prints, per category, the render / reconstruction / generated comparison."""
     k = 0
     for category in CATEGORIES[:4]:
-        clean, recon, made, above, above_wrong = [], [], [], 0, 0
+        clean, recon, made, above, above_wrong, above_near = [], [], [], 0, 0, 0
         seeded, passes = [], {"clean": 0, "from_render": 0, "generated": 0}
         cos_start, cos_made = [], []
         for text, scene in prompts_with_scenes(category, n_prompts):
@@ -91,6 +97,9 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
             passes["generated"] += right
             above += made[-1] > clean[-1]
             above_wrong += made[-1] > clean[-1] and not right
+            near = render(nearest_truth(scene, text, analyse(result.image)))
+            with torch.no_grad():
+                above_near += made[-1] > float(clip.encode_pixels(to_tensor(near)[None])[0] @ t)
             x = to_tensor(image)[None]
             start = background_canvas([text], (x.shape[-2], x.shape[-1]), x.device)
             cos_start.append(gradient_cosine(clip, start, x, text))
@@ -108,6 +117,7 @@ def _compare(n_prompts: int, spec: str, clip: ClipBundle, vq: VQGAN, render_path
                "generated": sum(made) / n, "generated_above_clean": above,
                "max_generated_minus_clean": max(m - c for m, c in zip(made, clean, strict=True)),
                "above_clean_and_judged_wrong": above_wrong,
+               "generated_above_nearest_truth": above_near,
                "from_render": sum(seeded) / n, "judge_passes": passes,
                "grad_cos_start": sum(cos_start) / n,
                "grad_cos_generated": sum(cos_made) / n}  # fmt: skip

@@ -10,7 +10,9 @@
 #               (near misses' slopes too), '--sample-kinds pair' (chains aimed at pairs only),
 #               '--sample-object-weight 2 --sample-pair-steps 1.33' (chains with the generator's
 #               object views and pair steps, as it runs by default now), '--rank-weight 2
-#               --rank-margin 0.1' (whole pictures held a margin below their renders)
+#               --rank-margin 0.1' (whole pictures held a margin below their renders),
+#               '--sample-render-start 0.5' (half the chains start at their scene's render),
+#               '--stationary-weight 100' (R1: no slope at the renders for the loop to climb)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
 # chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
 set -euo pipefail

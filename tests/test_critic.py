@@ -20,6 +20,7 @@ from vqclip.clip.samples import (
     nearest_render_of,
     rank_loss,
     render_of,
+    stationary_loss,
 )
 from vqclip.clip.train import ClipTrainSettings, train_clip
 from vqclip.generation.settings import GenerateSettings
@@ -362,6 +363,35 @@ def _train_two_steps(tmp_path, capsys, name, *extra):
     return load_file(tmp_path / name / "checkpoint" / "model.safetensors")
 
 
+def test_stationary_term_flattens_the_critic_at_the_render(tmp_path):
+    """R1 at the render: a few Adam steps of the term shrink the squared norm of the
+    critic's pixel gradient there (what the loop climbs when it starts at the render)."""
+    clip = _tiny_bundle(tmp_path)
+    reals = torch.stack([render_of(k, 16) for k in range(4)])
+    tokens = clip.tokenizer(["a red circle", "a blue square", "two stars", "a green ring"])
+    before = stationary_loss(clip, reals, tokens).item()
+    opt = torch.optim.Adam(clip.model.parameters(), lr=1e-3)
+    clip.model.train()
+    for _ in range(5):
+        loss = stationary_loss(clip, reals, tokens)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    after = stationary_loss(clip, reals, tokens).item()
+    assert before > 0 and after < 0.5 * before, (before, after)
+
+
+def test_stationary_weight_adds_the_term(tmp_path, capsys):
+    """--stationary-weight 0 is the run without it, weight for weight; > 0 changes them."""
+    plain, zero, still = (
+        _train_two_steps(tmp_path, capsys, "plain"),
+        _train_two_steps(tmp_path, capsys, "zero", "--stationary-weight", "0"),
+        _train_two_steps(tmp_path, capsys, "still", "--stationary-weight", "100"),
+    )
+    assert all(torch.equal(plain[k], zero[k]) for k in plain)
+    assert any(not torch.equal(plain[k], still[k]) for k in plain)
+
+
 def test_align_near_adds_the_near_misses_slope_to_the_term(tmp_path, capsys):
     """--align-near trains on near misses too: the weights differ from the same run
     without it (0 is the run without it, weight for weight)."""
@@ -443,6 +473,9 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--rank-margin", "3"], ["--rank-margin in [0, 2]", "3.0"]),
         (["--samples", "loop", "--rank-margin", "nan"], ["--rank-margin", "nan"]),
         (["--sample-render-start", "0.5"], ["--sample-render-start needs --samples"]),
+        (["--stationary-weight", "1"], ["--stationary-weight needs --samples"]),
+        (["--samples", "loop", "--stationary-weight", "-1"], ["--stationary-weight", "-1"]),
+        (["--samples", "loop", "--stationary-weight", "nan"], ["--stationary-weight", "nan"]),
         (["--samples", "loop", "--sample-render-start", "2"], ["--sample-render-start", "2.0"]),
     ],
 )

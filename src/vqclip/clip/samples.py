@@ -503,11 +503,27 @@ def align_loss(
             augmentations: affine warp, colour, noise), so the slope aligned is the one
             the loop follows. Needs ``generator``.
     """
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
     direction = (reals - samples).detach()
     alpha = torch.rand(len(samples), 1, 1, 1, generator=generator, device=samples.device)
-    x = (samples.detach() + alpha * direction).requires_grad_(True)
+    x = samples.detach() + alpha * direction
+    grad = _score_gradient(clip, x, tokens, generator, views)
+    cos = F.cosine_similarity(grad.flatten(1), direction.flatten(1), dim=1, eps=1e-12)
+    differ = direction.flatten(1).norm(dim=1) > 1e-3
+    if not differ.any():
+        return x.sum() * 0.0
+    return (1 - cos[differ]).mean()
+
+
+def _score_gradient(
+    clip: ClipBundle, points: torch.Tensor, tokens: torch.Tensor,
+    generator: torch.Generator | None = None, views: int = 0,
+) -> torch.Tensor:  # fmt: skip
+    """The pixel gradient (B, 3, S, S) of each point's score ``cos(image(x), text(c))``
+    (through ``views`` of it, as :func:`align_loss` says), kept in the graph (double
+    backward) so that a loss on it trains both towers."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    x = points.detach().requires_grad_(True)
     model = clip.model
     seen = x
     if views > 0:
@@ -522,11 +538,27 @@ def align_loss(
         text = F.normalize(model.encode_text(tokens).float(), dim=-1)  # type: ignore[operator]
         image = image.reshape(len(x), max(views, 1), -1).mean(dim=1)  # the mean score's image
         (grad,) = torch.autograd.grad((image * text).sum(), x, create_graph=True)
-    cos = F.cosine_similarity(grad.flatten(1), direction.flatten(1), dim=1, eps=1e-12)
-    differ = direction.flatten(1).norm(dim=1) > 1e-3
-    if not differ.any():
-        return x.sum() * 0.0
-    return (1 - cos[differ]).mean()
+    return grad
+
+
+def stationary_loss(clip: ClipBundle, reals: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The real picture as a stationary point of the critic: R1 (Mescheder, Geiger &
+    Nowozin 2018, a GAN discriminator's penalty on its gradient at the data).
+
+    Started from a render, the loop climbs the critic's slope there: a change of a few
+    thousandths of the pixels that keeps the picture right raises its score above the
+    render's. With no slope at the render (and the rank term pushing down what the
+    chains find near it), the render is where the climb ends. The loss is the squared
+    norm of the pixel gradient of ``cos(image(x), text(c))`` at each whole render ``x``,
+    averaged over the batch, differentiated through the gradient (double backward).
+
+    Args:
+        clip: the critic being trained (its model is used live).
+        reals: (B, 3, S, S) renders in [0, 1].
+        tokens: (B, L) their captions' tokens.
+    """
+    grad = _score_gradient(clip, reals, tokens)
+    return grad.flatten(1).pow(2).sum(dim=1).mean()
 
 
 def gradient_cosine(clip: ClipBundle, x: torch.Tensor, real: torch.Tensor, text: str) -> float:

@@ -26,7 +26,7 @@ from vqclip.clip.model import (
     make_bundle,
     save_model_dir,
 )
-from vqclip.clip.samples import align_loss, energy_loss, rank_loss
+from vqclip.clip.samples import align_loss, energy_loss, rank_loss, stationary_loss
 from vqclip.devices import bf16_autocast, dist_info, pick_device
 from vqclip.errors import VqclipError
 from vqclip.shapes.data import ShapesDataset
@@ -115,6 +115,10 @@ class ClipTrainSettings:
     # does from an --init-image: contrastive divergence's data-started chains) instead of
     # where the loop starts; 0 = never, as every critic up to the shipped one was trained
     sample_render_start: float = 0.0
+    # R1 at the renders: the squared norm of the critic's pixel gradient at each chain's
+    # scene's render (its whole picture), so that the loop, started there, has no slope
+    # to climb above it; 0 = off
+    stationary_weight: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,6 +193,12 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             "--rank-weight must be >= 0 and --rank-margin in [0, 2], got "
             f"{s.rank_weight} and {s.rank_margin}"
+        )
+    if not s.stationary_weight >= 0:
+        raise VqclipError(f"--stationary-weight must be >= 0, got {s.stationary_weight}")
+    if s.stationary_weight > 0 and not kinds:
+        raise VqclipError(
+            "--stationary-weight needs --samples loop|sgld|both (it acts at their renders)"
         )
     if s.rank_weight > 0 and not kinds:
         raise VqclipError("--rank-weight needs --samples loop|sgld|both (it ranks their pictures)")
@@ -361,7 +371,7 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 )
             n_real, n_e, n_rank = tokens.shape[0], 0, 0
             if samplers:  # the critic's own samples, then the real renders they aim at
-                whole_needed = s.align_weight > 0 or s.rank_weight > 0
+                whole_needed = s.align_weight > 0 or s.rank_weight > 0 or s.stationary_weight > 0
                 extra, captions, n_e, whole, renders = _energy(
                     samplers, device, size if whole_needed else None, s.align_target
                 )
@@ -394,6 +404,10 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                         bundle, whole[:n_e], whole[n_e:], tokens[n_real:], gen, s.align_views
                     )
                     loss = loss + s.align_weight * align
+            if n_e and s.stationary_weight > 0:
+                assert renders is not None
+                still = stationary_loss(bundle, renders, tokens[n_real:])
+                loss = loss + s.stationary_weight * still
             if s.align_near:
                 align_near = align_loss(bundle, *near, tokens[: s.align_near], gen, s.align_views)
                 loss = loss + s.align_weight * align_near
@@ -414,6 +428,8 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                     post["rank"] = f"{ranked.item():.3f}"
                 if n_e and s.align_weight > 0:
                     post["align"] = f"{align.item():.3f}"
+                if n_e and s.stationary_weight > 0:
+                    post["r1"] = f"{still.item():.2e}"
                 if s.align_near:
                     post["near"] = f"{align_near.item():.3f}"
                 bar.set_postfix(**post, sps=f"{rate:.0f}")
