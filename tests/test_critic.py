@@ -18,6 +18,7 @@ from vqclip.clip.samples import (
     energy_loss,
     gradient_cosine,
     nearest_render_of,
+    other_render_of,
     rank_loss,
     render_of,
     stationary_loss,
@@ -81,6 +82,31 @@ def test_rank_term_lowers_a_whole_sample_below_the_render_by_the_margin(tmp_path
     before, after = _train_term(_tiny_bundle(tmp_path), sample, real, "a red circle",
                                 lambda s, r, t: rank_loss(s, r, t, margin=0.1), 10)  # fmt: skip
     assert before > -0.1 and after < min(before, -0.05), (before, after)
+
+
+def test_other_truths_are_other_right_pictures_of_the_caption():
+    import random
+
+    from vqclip.clip.samples import caption_of
+    from vqclip.shapes import judge, parse_prompt
+
+    rng = random.Random(0)
+    for k in range(6):
+        others = [other_render_of(k, 64, rng) for _ in range(3)]
+        assert all(not torch.equal(o, render_of(k, 64)) for o in others)
+        for o in others:
+            assert judge(o.permute(1, 2, 0).numpy(), parse_prompt(caption_of(k))).passed
+
+
+def test_rank_truths_rank_the_samples_below_more_renders(tmp_path, capsys):
+    """With every sample inside the margin (2), other truths of each caption add pairs to
+    the rank term, so the run trains differently from the scene's render alone."""
+    rank = ["--rank-weight", "1", "--rank-margin", "2"]
+    alone = _train_two_steps(tmp_path, capsys, "alone", *rank)
+    zero = _train_two_steps(tmp_path, capsys, "zero", *rank, "--rank-truths", "0")
+    more = _train_two_steps(tmp_path, capsys, "more", *rank, "--rank-truths", "2")
+    assert all(torch.equal(alone[k], zero[k]) for k in alone)
+    assert any(not torch.equal(alone[k], more[k]) for k in alone)
 
 
 @pytest.mark.parametrize("views", [0, 3])
@@ -465,6 +491,11 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (["--samples", "loop", "--stationary-weight", "-1"], ["--stationary-weight", "-1"]),
         (["--samples", "loop", "--stationary-weight", "nan"], ["--stationary-weight", "nan"]),
         (["--samples", "loop", "--sample-render-start", "2"], ["--sample-render-start", "2.0"]),
+        (["--samples", "loop", "--rank-truths", "2"], ["--rank-truths", "--rank-weight > 0"]),
+        (
+            ["--samples", "loop", "--rank-weight", "1", "--rank-truths", "-1"],
+            ["--rank-truths", "must be >= 0", "-1"],
+        ),
     ],
 )
 def test_bad_sampler_settings_give_one_line(tmp_path, capsys, flags, words):

@@ -91,3 +91,32 @@ def test_a_pair_whose_relation_the_images_cells_would_break_keeps_the_truths_cel
     ))  # fmt: skip
     near = nearest_truth(truth, truth.captions[0], analyse(render(kept, 64)))
     assert [o.cell for o in near.objects] == ["left", "right"]
+
+
+def test_resampled_truths_are_other_right_pictures_of_the_caption():
+    """Each draw satisfies the caption (the judge passes its render), keeps what the
+    caption names and the truth's colours and shapes, and draws what it leaves open."""
+    import random
+
+    from vqclip.shapes.sampler import resample_truth
+
+    rng = random.Random(0)
+    cells: dict[str, set[str]] = {}
+    for i in range(120):
+        truth = sample_scene(i)
+        caption = truth.captions[0]
+        prompt = parse_prompt(caption)
+        for _ in range(3):
+            other = resample_truth(truth, caption, rng)
+            verdict = judge(render(other, 64), prompt)
+            assert verdict.passed, (caption, verdict.failures(), other.dumps())
+            assert [(o.color, o.shape) for o in other.objects] == [
+                (o.color, o.shape) for o in truth.objects
+            ]
+            if prompt.background is not None:
+                assert other.background == prompt.background
+            for want, got in zip(prompt.objects, other.objects, strict=True):
+                assert want.cell in (None, got.cell) and want.size in (None, got.size)
+            cells.setdefault(caption, set()).update(str(o.cell) for o in other.objects)
+    open_cells = [c for c in cells if all(p.cell is None for p in parse_prompt(c).objects)]
+    assert sum(len(cells[c]) > 2 for c in open_cells) > len(open_cells) // 2  # cells drawn

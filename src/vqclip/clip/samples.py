@@ -39,6 +39,7 @@ their render is a pure shape correction.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 import torch
@@ -66,7 +67,7 @@ from vqclip.io import to_tensor
 from vqclip.shapes.judge import analyse
 from vqclip.shapes.nearest import nearest_truth
 from vqclip.shapes.render import render
-from vqclip.shapes.sampler import sample_scene, split_seed
+from vqclip.shapes.sampler import resample_truth, sample_scene, split_seed
 from vqclip.shapes.scene import KINDS
 from vqclip.vqgan.model import VQGAN
 
@@ -172,6 +173,14 @@ def caption_of(scene_index: int) -> str:
 def render_of(scene_index: int, size: int) -> torch.Tensor:
     """The clean render (3, S, S) in [0, 1] of training scene ``scene_index``."""
     return to_tensor(render(sample_scene(split_seed("train", scene_index), size)))
+
+
+def other_render_of(scene_index: int, size: int, rng: random.Random) -> torch.Tensor:
+    """The render (3, S, S) in [0, 1] of another right picture of training scene
+    ``scene_index``'s caption: what the caption leaves open drawn again from ``rng`` (see
+    :func:`vqclip.shapes.sampler.resample_truth`)."""
+    truth = sample_scene(split_seed("train", scene_index))
+    return to_tensor(render(resample_truth(truth, truth.captions[0], rng), size))
 
 
 def nearest_render_of(scene_index: int, picture: torch.Tensor, size: int) -> torch.Tensor:

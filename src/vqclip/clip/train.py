@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,12 @@ class ClipTrainSettings:
     # cosines; 0 = off
     rank_weight: float = 0.0
     rank_margin: float = 0.05
+    # the rank term against more right pictures: besides its scene's render, each sample
+    # must score --rank-margin below K other renders of its caption (what the caption
+    # leaves open, such as cell, size, background and jitter, drawn again each step), so
+    # that the loop's best right picture cannot beat the render by standing elsewhere;
+    # 0 = its scene's render only
+    rank_truths: int = 0
     # the chance that a chain starting afresh starts at its scene's render (as the generator
     # does from an --init-image: contrastive divergence's data-started chains) instead of
     # where the loop starts; 0 = never, as every critic up to the shipped one was trained
@@ -200,6 +207,10 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             "--stationary-weight needs --samples loop|sgld|both (it acts at their renders)"
         )
+    if s.rank_truths < 0 or (s.rank_truths > 0 and s.rank_weight <= 0):
+        raise VqclipError(
+            f"--rank-truths must be >= 0 and needs --rank-weight > 0, got {s.rank_truths}"
+        )
     if s.rank_weight > 0 and not kinds:
         raise VqclipError("--rank-weight needs --samples loop|sgld|both (it ranks their pictures)")
     if s.align_weight > 0 and not kinds:
@@ -256,19 +267,23 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
 
 
 def _energy(
-    samplers: list[Any], device: torch.device, size: int | None, target: str = "scene"
-) -> tuple[torch.Tensor, list[str], int, torch.Tensor | None, torch.Tensor | None]:
+    samplers: list[Any], device: torch.device, size: int | None, target: str = "scene",
+    truths: int = 0, rng: random.Random | None = None,
+) -> tuple[torch.Tensor, list[str], int, torch.Tensor | None, torch.Tensor | None,
+           torch.Tensor | None]:  # fmt: skip
     """Refreshes every sampler.
 
     Returns (sample views | real views, captions, count, pictures | targets, renders): the
     views are what the energy term scores, the whole pictures (at the critic's ``size``)
     and the renders they should lead to (``target``: see ``--align-target``) what the
     alignment term uses, and the whole renders of the samples' scenes what the rank term
-    compares them with; ``size`` None (neither term) skips the last two.
+    compares them with, then ``truths`` other right pictures of each sample's caption
+    (drawn from ``rng``, sample by sample; None when ``truths`` is 0) that it also
+    compares them with; ``size`` None (no whole-picture term) skips the last three.
     """
-    from vqclip.clip.samples import nearest_render_of, render_of
+    from vqclip.clip.samples import nearest_render_of, other_render_of, render_of
 
-    samples, reals, captions, raw, raw_aim, raw_real = [], [], [], [], [], []
+    samples, reals, captions, raw, raw_aim, raw_real, others = [], [], [], [], [], [], []
     for sm in samplers:
         pics, scenes, caps, keep = sm.refresh()
         real = torch.stack([render_of(k, pics.shape[-1]) for k in scenes]).to(device)
@@ -285,12 +300,19 @@ def _energy(
                 aim = torch.stack([nearest_render_of(k, p, side) for k, p in pairs])
                 aim = F.interpolate(aim.to(device), size=(size, size), mode="area")
             raw_aim.append(aim)
+            if truths:
+                assert rng is not None
+                side = pics.shape[-1]
+                drawn = [other_render_of(k, side, rng) for k in scenes for _ in range(truths)]
+                others.append(F.interpolate(torch.stack(drawn).to(device), size=(size, size),
+                                            mode="area"))  # fmt: skip
         captions += caps
     views = torch.cat(samples + reals).detach()
     if size is None:
-        return views, captions, len(captions), None, None
+        return views, captions, len(captions), None, None, None
     whole = torch.cat(raw + raw_aim).detach()
-    return views, captions, len(captions), whole, torch.cat(raw_real).detach()
+    more = torch.cat(others).detach() if others else None
+    return views, captions, len(captions), whole, torch.cat(raw_real).detach(), more
 
 
 def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True) -> Path:
@@ -372,15 +394,18 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
             n_real, n_e, n_rank = tokens.shape[0], 0, 0
             if samplers:  # the critic's own samples, then the real renders they aim at
                 whole_needed = s.align_weight > 0 or s.rank_weight > 0 or s.stationary_weight > 0
-                extra, captions, n_e, whole, renders = _energy(
-                    samplers, device, size if whole_needed else None, s.align_target
-                )
+                truth_rng = random.Random(s.seed * 1_000_003 + 7919 * rank + step)
+                extra, captions, n_e, whole, renders, others = _energy(
+                    samplers, device, size if whole_needed else None, s.align_target,
+                    s.rank_truths, truth_rng,
+                )  # fmt: skip
                 images = torch.cat([images, extra])
                 tokens = torch.cat([tokens, tokenize(captions).to(device)])
-                if s.rank_weight > 0:  # whole pictures, then their scenes' renders
+                if s.rank_weight > 0:  # whole pictures, their scenes' renders, other truths
                     assert whole is not None and renders is not None
-                    images = torch.cat([images, whole[:n_e], renders])
-                    n_rank = 2 * n_e
+                    more = [] if others is None else [others]
+                    images = torch.cat([images, whole[:n_e], renders, *more])
+                    n_rank = (2 + s.rank_truths) * n_e
             with bf16_autocast(device):
                 img_f, txt_f, _ = net(bundle.normalize(images), tokens)
             img_f, rank_f = img_f[: len(img_f) - n_rank], img_f[len(img_f) - n_rank :]
@@ -396,8 +421,13 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                                      s.energy_temperature)  # fmt: skip
                 loss = loss + s.energy_weight * energy
                 if n_rank:
-                    ranked = rank_loss(rank_f[:n_e].float(), rank_f[n_e:].float(), cap_f.float(),
-                                     s.rank_margin)  # fmt: skip
+                    k = s.rank_truths  # each sample against its render, then its k others
+                    ranked = rank_loss(
+                        torch.cat([rank_f[:n_e], rank_f[:n_e].repeat_interleave(k, 0)]).float(),
+                        rank_f[n_e:].float(),
+                        torch.cat([cap_f, cap_f.repeat_interleave(k, 0)]).float(),
+                        s.rank_margin,
+                    )
                     loss = loss + s.rank_weight * ranked
                 if whole is not None and s.align_weight > 0:
                     align = align_loss(

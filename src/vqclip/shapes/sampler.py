@@ -6,7 +6,7 @@ import random
 from dataclasses import replace
 
 from vqclip.errors import VqclipError
-from vqclip.shapes.captions import sample_caption
+from vqclip.shapes.captions import parse_prompt, sample_caption
 from vqclip.shapes.scene import (
     ANCHORS,
     BACKGROUNDS,
@@ -94,3 +94,40 @@ def split_seed(split: str, index: int) -> int:
     if split == "eval":
         return EVAL_SEED_START + index
     raise VqclipError(f"unknown split {split!r}; expected 'train' or 'eval'")
+
+
+def resample_truth(truth: Scene, caption: str, rng: random.Random) -> Scene:
+    """Another full truth of ``caption``: what the caption leaves open is drawn afresh.
+
+    A caption fixes some of its scene (colours, shapes, a cell, a relation) and leaves the
+    rest to chance; the scene's render is one right picture of many. This keeps the
+    truth's colours and shapes and draws again, where ``caption`` does not name them, the
+    background, a single object's size and cell, the cells of a pair (until its relation
+    holds) or of a count, and every object's jittered centre. The result always satisfies
+    the caption, so its render is another right picture of it.
+
+    Args:
+        truth: a full truth that ``caption`` describes.
+        caption: one of its captions, in the Shapes grammar.
+        rng: the source of the new draws.
+    """
+    prompt = parse_prompt(caption)
+    named_cells = any(p.cell is not None for p in prompt.objects)
+    objects = list(truth.objects)
+    if truth.kind == "single":
+        p, o = prompt.objects[0], objects[0]
+        cell = p.cell or rng.choice(tuple(CELLS))
+        objects = [replace(o, size=p.size or rng.choice(tuple(SIZES)), cell=cell)]
+    elif not named_cells and truth.kind == "pair" and truth.relation is not None:
+        rel = truth.relation
+        while True:
+            cells = rng.sample(tuple(CELLS), len(objects))
+            if rel.relation in relations_between(cells[rel.subject], cells[rel.object]):
+                break
+        objects = [replace(o, cell=c) for o, c in zip(objects, cells, strict=True)]
+    elif not named_cells:
+        cells = rng.sample(tuple(CELLS), len(objects))
+        objects = [replace(o, cell=c) for o, c in zip(objects, cells, strict=True)]
+    placed = tuple(replace(o, center=_place(rng, str(o.cell))) for o in objects)
+    background = prompt.background or rng.choice(tuple(BACKGROUNDS))
+    return replace(truth, objects=placed, background=background, captions=(caption,))
