@@ -14,6 +14,8 @@
 #               '--sample-render-start 0.5' (half the chains start at their scene's render),
 #               '--stationary-weight 100' (R1: no slope at the renders for the loop to climb)
 #               '--rank-truths 4' (the rank term against 4 other right pictures of each caption too)
+#               '--sample-reinit 0' (chains restart only at the loop's length, so the critic sees
+#               as many late states as young ones: benchmarks/chain_ages.py)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
 # chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
 set -euo pipefail
