@@ -16,6 +16,8 @@
 #               '--rank-truths 4' (the rank term against 4 other right pictures of each caption too)
 #               '--sample-reinit 0' (chains restart only at the loop's length, so the critic sees
 #               as many late states as young ones: benchmarks/chain_ages.py)
+#               '--rank-nearest 0.05' (each sample that margin below the clean render of its own
+#               layout too: its caption's true picture nearest to it)
 # The same command runs on a GPU (where a lease allows): there, raise the batch and the
 # chains, e.g. CRITIC_ARGS='--batch-size 512 --buffer-size 1024 --sample-batch 128'.
 set -euo pipefail

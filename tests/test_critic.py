@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from tests.test_cli import assert_one_line_error, run
@@ -107,6 +108,40 @@ def test_rank_truths_rank_the_samples_below_more_renders(tmp_path, capsys):
     more = _train_two_steps(tmp_path, capsys, "more", *rank, "--rank-truths", "2")
     assert all(torch.equal(alone[k], zero[k]) for k in alone)
     assert any(not torch.equal(alone[k], more[k]) for k in alone)
+
+
+def test_rank_nearest_ranks_the_samples_below_their_nearest_truth(tmp_path, capsys):
+    """With every sample inside the margin (2), the nearest true picture of each sample's
+    caption adds a pair to the rank term, so the run trains differently without it."""
+    rank = ["--rank-weight", "1", "--rank-margin", "2"]
+    alone = _train_two_steps(tmp_path, capsys, "alone", *rank)
+    zero = _train_two_steps(tmp_path, capsys, "zero", *rank, "--rank-nearest", "0")
+    near = _train_two_steps(tmp_path, capsys, "near", *rank, "--rank-nearest", "2")
+    assert all(torch.equal(alone[k], zero[k]) for k in alone)
+    assert any(not torch.equal(alone[k], near[k]) for k in alone)
+
+
+def test_energy_hands_the_rank_term_each_samples_nearest_truth(tmp_path):
+    """The nearest truths _energy returns are the renders nearest_render_of makes of each
+    sample's own picture, one per sample, in the samples' order."""
+    from vqclip.clip.samples import nearest_render_of
+    from vqclip.clip.train import _energy
+
+    class Fixed:  # a sampler whose refresh returns two known pictures
+        def refresh(self):
+            pics = torch.stack([render_of(5, 32), render_of(1, 32)])
+            return pics, [1, 2], ["x", "y"], torch.ones(2, dtype=torch.bool)
+
+        def views(self, images, keep):
+            return images
+
+    out = _energy([Fixed()], torch.device("cpu"), 16, nearest=True)
+    assert out.nearest is not None and out.nearest.shape == (2, 3, 16, 16)
+    pics = torch.stack([render_of(5, 32), render_of(1, 32)])
+    for i, k in enumerate([1, 2]):
+        want = F.interpolate(nearest_render_of(k, pics[i], 32)[None], size=(16, 16), mode="area")
+        assert torch.allclose(out.nearest[i], want[0])
+    assert _energy([Fixed()], torch.device("cpu"), 16).nearest is None
 
 
 @pytest.mark.parametrize("views", [0, 3])
@@ -495,6 +530,11 @@ def test_samples_none_trains_exactly_as_before(tmp_path):
         (
             ["--samples", "loop", "--rank-weight", "1", "--rank-truths", "-1"],
             ["--rank-truths", "must be >= 0", "-1"],
+        ),
+        (["--samples", "loop", "--rank-nearest", "0.1"], ["--rank-nearest", "--rank-weight > 0"]),
+        (
+            ["--samples", "loop", "--rank-weight", "1", "--rank-nearest", "3"],
+            ["--rank-nearest must be in [0, 2]", "3.0"],
         ),
     ],
 )

@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -118,6 +118,13 @@ class ClipTrainSettings:
     # that the loop's best right picture cannot beat the render by standing elsewhere;
     # 0 = its scene's render only
     rank_truths: int = 0
+    # the rank term against the sample's own arrangement: each sample must also score this
+    # margin below the render of its caption's true picture nearest to it (its objects'
+    # cells, sizes and colours where the caption leaves them open: vqclip.shapes.nearest),
+    # so that the critic cannot prefer the loop's rendering of a layout to the clean one of
+    # the same layout (benchmarks/clip_gap.py's "generated_above_nearest_truth"); 0 = off
+    # (needs --rank-weight > 0, which weighs it)
+    rank_nearest: float = 0.0
     # the chance that a chain starting afresh starts at its scene's render (as the generator
     # does from an --init-image: contrastive divergence's data-started chains) instead of
     # where the loop starts; 0 = never, as every critic up to the shipped one was trained
@@ -211,6 +218,10 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
         raise VqclipError(
             f"--rank-truths must be >= 0 and needs --rank-weight > 0, got {s.rank_truths}"
         )
+    if not 0 <= s.rank_nearest <= 2 or (s.rank_nearest > 0 and s.rank_weight <= 0):
+        raise VqclipError(
+            f"--rank-nearest must be in [0, 2] and needs --rank-weight > 0, got {s.rank_nearest}"
+        )
     if s.rank_weight > 0 and not kinds:
         raise VqclipError("--rank-weight needs --samples loop|sgld|both (it ranks their pictures)")
     if s.align_weight > 0 and not kinds:
@@ -266,11 +277,22 @@ def _samplers(s: ClipTrainSettings, bundle: Any, device: torch.device, rank: int
     return out
 
 
+class _Refreshed(NamedTuple):
+    """What :func:`_energy` returns for one training step."""
+
+    views: torch.Tensor  # the samples' views, then their renders' views (the energy term)
+    captions: list[str]
+    n: int  # samples refreshed
+    whole: torch.Tensor | None  # whole pictures, then their alignment targets
+    renders: torch.Tensor | None  # whole renders of the samples' scenes
+    others: torch.Tensor | None  # other right pictures of each sample's caption
+    nearest: torch.Tensor | None  # each sample's nearest true picture's render
+
+
 def _energy(
     samplers: list[Any], device: torch.device, size: int | None, target: str = "scene",
-    truths: int = 0, rng: random.Random | None = None,
-) -> tuple[torch.Tensor, list[str], int, torch.Tensor | None, torch.Tensor | None,
-           torch.Tensor | None]:  # fmt: skip
+    truths: int = 0, rng: random.Random | None = None, nearest: bool = False,
+) -> _Refreshed:  # fmt: skip
     """Refreshes every sampler.
 
     Returns (sample views | real views, captions, count, pictures | targets, renders): the
@@ -279,11 +301,13 @@ def _energy(
     alignment term uses, and the whole renders of the samples' scenes what the rank term
     compares them with, then ``truths`` other right pictures of each sample's caption
     (drawn from ``rng``, sample by sample; None when ``truths`` is 0) that it also
-    compares them with; ``size`` None (no whole-picture term) skips the last three.
+    compares them with, then (``nearest``) the render of each sample's caption's true
+    picture nearest to it; ``size`` None (no whole-picture term) skips the last four.
     """
     from vqclip.clip.samples import nearest_render_of, other_render_of, render_of
 
     samples, reals, captions, raw, raw_aim, raw_real, others = [], [], [], [], [], [], []
+    near: list[torch.Tensor] = []
     for sm in samplers:
         pics, scenes, caps, keep = sm.refresh()
         real = torch.stack([render_of(k, pics.shape[-1]) for k in scenes]).to(device)
@@ -294,11 +318,14 @@ def _energy(
             raw.append(F.interpolate(pics, size=(size, size), mode="area"))
             raw_real.append(F.interpolate(real, size=(size, size), mode="area"))
             aim = raw_real[-1]
-            if target == "nearest":
+            if target == "nearest" or nearest:
                 side = pics.shape[-1]
                 pairs = zip(scenes, pics, strict=True)
-                aim = torch.stack([nearest_render_of(k, p, side) for k, p in pairs])
-                aim = F.interpolate(aim.to(device), size=(size, size), mode="area")
+                closest = torch.stack([nearest_render_of(k, p, side) for k, p in pairs])
+                closest = F.interpolate(closest.to(device), size=(size, size), mode="area")
+                aim = closest if target == "nearest" else aim
+                if nearest:
+                    near.append(closest)
             raw_aim.append(aim)
             if truths:
                 assert rng is not None
@@ -309,10 +336,12 @@ def _energy(
         captions += caps
     views = torch.cat(samples + reals).detach()
     if size is None:
-        return views, captions, len(captions), None, None, None
+        return _Refreshed(views, captions, len(captions), None, None, None, None)
     whole = torch.cat(raw + raw_aim).detach()
     more = torch.cat(others).detach() if others else None
-    return views, captions, len(captions), whole, torch.cat(raw_real).detach(), more
+    closest_all = torch.cat(near).detach() if near else None
+    return _Refreshed(views, captions, len(captions), whole, torch.cat(raw_real).detach(), more,
+                      closest_all)  # fmt: skip
 
 
 def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True) -> Path:
@@ -395,17 +424,18 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
             if samplers:  # the critic's own samples, then the real renders they aim at
                 whole_needed = s.align_weight > 0 or s.rank_weight > 0 or s.stationary_weight > 0
                 truth_rng = random.Random(s.seed * 1_000_003 + 7919 * rank + step)
-                extra, captions, n_e, whole, renders, others = _energy(
+                extra, captions, n_e, whole, renders, others, closest = _energy(
                     samplers, device, size if whole_needed else None, s.align_target,
-                    s.rank_truths, truth_rng,
+                    s.rank_truths, truth_rng, s.rank_nearest > 0,
                 )  # fmt: skip
                 images = torch.cat([images, extra])
                 tokens = torch.cat([tokens, tokenize(captions).to(device)])
                 if s.rank_weight > 0:  # whole pictures, their scenes' renders, other truths
                     assert whole is not None and renders is not None
                     more = [] if others is None else [others]
+                    more += [] if closest is None else [closest]
                     images = torch.cat([images, whole[:n_e], renders, *more])
-                    n_rank = (2 + s.rank_truths) * n_e
+                    n_rank = (2 + s.rank_truths + (closest is not None)) * n_e
             with bf16_autocast(device):
                 img_f, txt_f, _ = net(bundle.normalize(images), tokens)
             img_f, rank_f = img_f[: len(img_f) - n_rank], img_f[len(img_f) - n_rank :]
@@ -422,12 +452,18 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 loss = loss + s.energy_weight * energy
                 if n_rank:
                     k = s.rank_truths  # each sample against its render, then its k others
+                    n_truths = (1 + k) * n_e
                     ranked = rank_loss(
                         torch.cat([rank_f[:n_e], rank_f[:n_e].repeat_interleave(k, 0)]).float(),
-                        rank_f[n_e:].float(),
+                        rank_f[n_e : n_e + n_truths].float(),
                         torch.cat([cap_f, cap_f.repeat_interleave(k, 0)]).float(),
                         s.rank_margin,
                     )
+                    if s.rank_nearest > 0:  # last: each sample's nearest true picture
+                        ranked = ranked + rank_loss(
+                            rank_f[:n_e].float(), rank_f[n_e + n_truths :].float(),
+                            cap_f.float(), s.rank_nearest,
+                        )  # fmt: skip
                     loss = loss + s.rank_weight * ranked
                 if whole is not None and s.align_weight > 0:
                     align = align_loss(
