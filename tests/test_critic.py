@@ -99,26 +99,18 @@ def test_other_truths_are_other_right_pictures_of_the_caption():
             assert judge(o.permute(1, 2, 0).numpy(), parse_prompt(caption_of(k))).passed
 
 
-def test_rank_truths_rank_the_samples_below_more_renders(tmp_path, capsys):
-    """With every sample inside the margin (2), other truths of each caption add pairs to
-    the rank term, so the run trains differently from the scene's render alone."""
+@pytest.mark.parametrize("flag", ["--rank-truths", "--rank-nearest"])
+def test_more_truths_rank_the_samples_below_more_renders(tmp_path, capsys, flag):
+    """With every sample inside the margin (2), other truths of each caption
+    (--rank-truths) or each sample's nearest true picture (--rank-nearest) add pairs to
+    the rank term, so the run trains differently from the scene's render alone; at 0
+    the option is off and the run is the same."""
     rank = ["--rank-weight", "1", "--rank-margin", "2"]
     alone = _train_two_steps(tmp_path, capsys, "alone", *rank)
-    zero = _train_two_steps(tmp_path, capsys, "zero", *rank, "--rank-truths", "0")
-    more = _train_two_steps(tmp_path, capsys, "more", *rank, "--rank-truths", "2")
+    zero = _train_two_steps(tmp_path, capsys, "zero", *rank, flag, "0")
+    more = _train_two_steps(tmp_path, capsys, "more", *rank, flag, "2")
     assert all(torch.equal(alone[k], zero[k]) for k in alone)
     assert any(not torch.equal(alone[k], more[k]) for k in alone)
-
-
-def test_rank_nearest_ranks_the_samples_below_their_nearest_truth(tmp_path, capsys):
-    """With every sample inside the margin (2), the nearest true picture of each sample's
-    caption adds a pair to the rank term, so the run trains differently without it."""
-    rank = ["--rank-weight", "1", "--rank-margin", "2"]
-    alone = _train_two_steps(tmp_path, capsys, "alone", *rank)
-    zero = _train_two_steps(tmp_path, capsys, "zero", *rank, "--rank-nearest", "0")
-    near = _train_two_steps(tmp_path, capsys, "near", *rank, "--rank-nearest", "2")
-    assert all(torch.equal(alone[k], zero[k]) for k in alone)
-    assert any(not torch.equal(alone[k], near[k]) for k in alone)
 
 
 def test_energy_hands_the_rank_term_each_samples_nearest_truth(tmp_path):
