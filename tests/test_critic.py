@@ -119,9 +119,10 @@ def test_energy_hands_the_rank_term_each_samples_nearest_truth(tmp_path):
     from vqclip.clip.samples import nearest_render_of
     from vqclip.clip.train import _energy
 
+    pics = torch.stack([render_of(5, 32), render_of(1, 32)])
+
     class Fixed:  # a sampler whose refresh returns two known pictures
         def refresh(self):
-            pics = torch.stack([render_of(5, 32), render_of(1, 32)])
             return pics, [1, 2], ["x", "y"], torch.ones(2, dtype=torch.bool)
 
         def views(self, images, keep):
@@ -129,7 +130,6 @@ def test_energy_hands_the_rank_term_each_samples_nearest_truth(tmp_path):
 
     out = _energy([Fixed()], torch.device("cpu"), 16, nearest=True)
     assert out.nearest is not None and out.nearest.shape == (2, 3, 16, 16)
-    pics = torch.stack([render_of(5, 32), render_of(1, 32)])
     for i, k in enumerate([1, 2]):
         want = F.interpolate(nearest_render_of(k, pics[i], 32)[None], size=(16, 16), mode="area")
         assert torch.allclose(out.nearest[i], want[0])

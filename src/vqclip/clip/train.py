@@ -293,16 +293,15 @@ def _energy(
     samplers: list[Any], device: torch.device, size: int | None, target: str = "scene",
     truths: int = 0, rng: random.Random | None = None, nearest: bool = False,
 ) -> _Refreshed:  # fmt: skip
-    """Refreshes every sampler.
+    """Refreshes every sampler; returns what the step's terms score (see :class:`_Refreshed`).
 
-    Returns (sample views | real views, captions, count, pictures | targets, renders): the
-    views are what the energy term scores, the whole pictures (at the critic's ``size``)
-    and the renders they should lead to (``target``: see ``--align-target``) what the
-    alignment term uses, and the whole renders of the samples' scenes what the rank term
-    compares them with, then ``truths`` other right pictures of each sample's caption
-    (drawn from ``rng``, sample by sample; None when ``truths`` is 0) that it also
-    compares them with, then (``nearest``) the render of each sample's caption's true
-    picture nearest to it; ``size`` None (no whole-picture term) skips the last four.
+    The views are what the energy term scores; the whole pictures (at the critic's
+    ``size``) and the renders they should lead to (``target``: see ``--align-target``)
+    what the alignment term uses; the whole renders of the samples' scenes what the rank
+    term compares them with, then ``truths`` other right pictures of each sample's caption
+    (drawn from ``rng``, sample by sample; None when ``truths`` is 0), then (``nearest``)
+    the render of each sample's caption's true picture nearest to it. ``size`` None (no
+    whole-picture term) leaves the last four None.
     """
     from vqclip.clip.samples import nearest_render_of, other_render_of, render_of
 
@@ -430,10 +429,9 @@ def train_clip(s: ClipTrainSettings, resume: bool = False, progress: bool = True
                 )  # fmt: skip
                 images = torch.cat([images, extra])
                 tokens = torch.cat([tokens, tokenize(captions).to(device)])
-                if s.rank_weight > 0:  # whole pictures, their scenes' renders, other truths
+                if s.rank_weight > 0:  # whole pictures, scenes' renders, other truths, nearest
                     assert whole is not None and renders is not None
-                    more = [] if others is None else [others]
-                    more += [] if closest is None else [closest]
+                    more = [t for t in (others, closest) if t is not None]
                     images = torch.cat([images, whole[:n_e], renders, *more])
                     n_rank = (2 + s.rank_truths + (closest is not None)) * n_e
             with bf16_autocast(device):
