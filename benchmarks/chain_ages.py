@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from vqclip.generation.settings import GenerateSettings
@@ -37,7 +38,14 @@ def main() -> None:
             "pass the folder of a train-clip run made with --samples"
         )
     for f in files:
-        print(json.dumps(ages(load_file(f)["age"], args.late) | {"buffer": f.stem}))
+        try:
+            age = load_file(f)["age"]
+        except (SafetensorError, OSError, KeyError) as e:
+            raise SystemExit(
+                f"error: cannot read chain ages from {f} ({type(e).__name__}: {e}); "
+                "pass a train-clip run whose checkpoint finished writing"
+            ) from None
+        print(json.dumps(ages(age, args.late) | {"buffer": f.stem}))
 
 
 def ages(age: torch.Tensor, late: int) -> dict[str, object]:

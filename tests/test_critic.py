@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -384,6 +387,23 @@ def test_replay_buffer_is_saved_with_the_checkpoint_and_resumes(tmp_path):
     pa, sa, _, _ = a.refresh()
     pb, sb, _, _ = b.refresh()
     assert sa == sb and torch.equal(pa, pb)  # same chains picked, same steps taken
+
+
+def test_chain_ages_reads_the_saved_buffer_and_refuses_a_broken_one(tmp_path):
+    clip = _tiny_bundle(tmp_path)
+    a = _loop_sampler(clip, 0)
+    a.refresh()
+    save_checkpoint(tmp_path / "run" / "checkpoint", {"buffer_loop": a.buffer}, {}, {"step": 1})
+    script = [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "chain_ages.py")]
+    ok = subprocess.run([*script, str(tmp_path / "run")], capture_output=True, text=True)
+    row = json.loads(ok.stdout)
+    assert ok.returncode == 0 and row["chains"] == a.buffer.age.numel()
+    assert row["mean_age"] == round(float(a.buffer.age.float().mean()), 1)
+    next((tmp_path / "run" / "checkpoint").glob("buffer_*.safetensors")).write_bytes(b"cut")
+    bad = subprocess.run([*script, str(tmp_path / "run")], capture_output=True, text=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: cannot read chain ages")
 
 
 def test_train_clip_with_samples_checkpoints_and_resumes(tmp_path, capsys):
