@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from vqclip.errors import run_script
+
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
 
@@ -60,4 +62,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

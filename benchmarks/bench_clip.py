@@ -20,6 +20,7 @@ import torch
 
 from vqclip.clip.loss import clip_loss
 from vqclip.clip.model import SHAPES_CLIP_CONFIG, build_model
+from vqclip.errors import run_script
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
@@ -84,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from vqclip.errors import run_script
+
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
 
@@ -187,4 +189,4 @@ def _report(case: list[str], threads: int, cutn: int, iterations: int, before: P
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

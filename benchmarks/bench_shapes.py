@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from vqclip.errors import run_script
 from vqclip.shapes import analyse, compare, render, sample_scene, split_seed
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -46,4 +47,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from vqclip.errors import run_script
+
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
 
@@ -92,4 +94,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

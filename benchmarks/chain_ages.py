@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from vqclip.errors import run_script
 from vqclip.generation.settings import GenerateSettings
 
 
@@ -61,4 +62,4 @@ def ages(age: torch.Tensor, late: int) -> dict[str, object]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -41,6 +41,7 @@ from PIL import Image
 from vqclip.clip.load import load_clip
 from vqclip.clip.model import ClipBundle
 from vqclip.clip.samples import gradient_cosine
+from vqclip.errors import run_script
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes, wilson
 from vqclip.generation.generator import background_canvas, generate
 from vqclip.generation.settings import GenerateSettings
@@ -167,4 +168,4 @@ def render_margins(
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -37,6 +37,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from vqclip.errors import run_script
+
 CATEGORY_NAMES = ("single", "position", "pair", "count", "held-out")
 VARIANTS = ("pruned", "outline+pruned", "outline@tol+pruned", "region@tol+pruned", "unpruned")
 
@@ -361,4 +363,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

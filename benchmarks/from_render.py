@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from vqclip.clip.load import load_clip
+from vqclip.errors import run_script
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
@@ -70,4 +71,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

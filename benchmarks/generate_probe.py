@@ -16,6 +16,7 @@ import time
 
 from vqclip.clip.load import load_clip
 from vqclip.clip.model import ClipBundle
+from vqclip.errors import run_script
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_for
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
@@ -59,4 +60,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

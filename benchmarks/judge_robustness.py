@@ -12,6 +12,7 @@ import json
 import numpy as np
 from PIL import Image, ImageFilter
 
+from vqclip.errors import run_script
 from vqclip.shapes import judge, render, sample_scene, split_seed
 
 
@@ -50,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -20,6 +20,8 @@ import multiprocessing as mp
 import time
 from typing import Any
 
+from vqclip.errors import run_script
+
 CATEGORY_NAMES = ("single", "position", "pair", "count", "held-out")
 
 
@@ -132,4 +134,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

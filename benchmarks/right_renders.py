@@ -25,6 +25,7 @@ import random
 import torch
 
 from vqclip.clip.load import load_clip
+from vqclip.errors import run_script
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_with_scenes
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
@@ -71,4 +72,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

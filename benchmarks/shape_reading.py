@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from vqclip.clip.load import load_clip
+from vqclip.errors import run_script
 from vqclip.evaluate.generate_eval import CATEGORIES, prompts_for
 from vqclip.generation.generator import generate
 from vqclip.generation.settings import GenerateSettings
@@ -75,4 +76,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

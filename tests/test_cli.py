@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -165,3 +166,16 @@ def test_python_dash_m_runs_the_cli():
         [sys.executable, "-m", "vqclip", "--version"], capture_output=True, text=True
     )
     assert proc.returncode == 0 and "vqclip" in proc.stdout
+
+
+@pytest.mark.parametrize("script", ["clip_gap.py", "right_renders.py", "from_render.py"])
+def test_a_benchmark_given_an_unknown_clip_says_so_in_one_line(script, tmp_path):
+    bench = Path(__file__).parents[1] / "benchmarks" / script
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--clip", str(tmp_path / "no-such-clip")],
+        capture_output=True,
+        text=True,
+    )
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"{script}: error: no CLIP")
