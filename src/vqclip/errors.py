@@ -1,4 +1,5 @@
-"""The one exception type for user mistakes: the CLI prints its message on one line."""
+"""The one exception type for user mistakes: the CLI, and benchmarks through ``run_script``,
+print its message on one line."""
 
 from __future__ import annotations
 
