@@ -12,6 +12,8 @@ from PIL import Image
 from vqclip import cli
 from vqclip.shapes import files
 
+BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
+
 
 def run(capsys, *argv):
     code = cli.main(list(argv))
@@ -170,9 +172,8 @@ def test_python_dash_m_runs_the_cli():
 
 @pytest.mark.parametrize("script", ["clip_gap.py", "right_renders.py", "from_render.py"])
 def test_a_benchmark_given_an_unknown_clip_says_so_in_one_line(script, tmp_path):
-    bench = Path(__file__).parents[1] / "benchmarks" / script
     proc = subprocess.run(
-        [sys.executable, str(bench), "--clip", str(tmp_path / "no-such-clip")],
+        [sys.executable, str(BENCHMARKS / script), "--clip", str(tmp_path / "no-such-clip")],
         capture_output=True,
         text=True,
     )

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from tests.test_cli import assert_one_line_error, run
+from tests.test_cli import BENCHMARKS, assert_one_line_error, run
 from tests.test_clip_train import _config
 from vqclip.clip.model import build_model, make_bundle
 from vqclip.clip.samples import (
@@ -394,7 +393,7 @@ def test_chain_ages_reads_the_saved_buffer_and_refuses_a_broken_one(tmp_path):
     a = _loop_sampler(clip, 0)
     a.refresh()
     save_checkpoint(tmp_path / "run" / "checkpoint", {"buffer_loop": a.buffer}, {}, {"step": 1})
-    script = [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "chain_ages.py")]
+    script = [sys.executable, str(BENCHMARKS / "chain_ages.py")]
     ok = subprocess.run([*script, str(tmp_path / "run")], capture_output=True, text=True)
     row = json.loads(ok.stdout)
     assert ok.returncode == 0 and row["chains"] == a.buffer.age.numel()
